@@ -1,0 +1,177 @@
+"""DPO training end to end: `notus train recipes/tiny-cpu.yaml` (binarize -> train -> save -> reload -> generate), the
+held-out reward accuracy recomputed here from the saved model, the shuffled-label control, the GPU recipes validated
+without a GPU or network, and BOS/EOS placement in what the trainer really feeds the model."""
+import json, subprocess, sys, time
+from pathlib import Path
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTUS = Path(sys.executable).parent/'notus'
+TINY = ROOT/'recipes'/'tiny-cpu.yaml'
+BIG = ['notus-7b-v1', 'zephyr-7b-beta', 'notus-7b-v1-lora', 'notux-8x7b-v1']
+
+def _train(tmp, name, *override):
+    out, report = tmp/name, tmp/f'{name}.json'
+    cmd = [str(NOTUS), 'train', str(TINY), '--output-dir', str(out), '--json-report', str(report)]
+    if override: cmd += ['--override', *override]
+    t0 = time.time()
+    r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-4000:]
+    return json.loads(report.read_text()), time.time() - t0, r
+
+def _completion_logps(model, tok, prompts, completions, max_length):
+    "Sum of log-probabilities of each completion's tokens after its templated prompt (computed here, not by TRL)."
+    import torch
+    out = []
+    for p, c in zip(prompts, completions):
+        pre = tok.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)['input_ids']
+        full = tok.apply_chat_template(p + c, tokenize=True, return_dict=True)['input_ids'][:max_length]
+        assert full[:len(pre)] == pre
+        ids = torch.tensor([full])
+        with torch.no_grad(): logits = model(ids).logits[0, :-1].float()
+        lp = torch.log_softmax(logits, -1).gather(1, ids[0, 1:, None])[:, 0]
+        out.append(float(lp[len(pre) - 1:].sum()))
+    return np.array(out)
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp('tiny')
+    res, secs, r = _train(tmp, 'tiny')
+    return tmp, res, secs, r
+
+def test_tiny_recipe_end_to_end(tiny_run):
+    tmp, res, secs, r = tiny_run
+    assert secs < 120, secs
+    out = Path(res['output_dir'])
+    if not out.is_absolute(): out = tmp/out
+    m = res['metrics']
+    assert m['eval_rewards/accuracies'] >= 0.9, m
+    assert m['eval_rewards/margins'] > 0.5, m
+    assert m['eval_pairs'] >= 40 and m['train_pairs'] >= 150, m
+    assert 'held-out reward accuracy' in r.stdout and 'sample answer' in r.stdout
+    # saved: weights as safetensors, the tokenizer with the Zephyr chat template, the recipe as run
+    assert (out/'model.safetensors').exists() and not list(out.glob('pytorch_model*'))
+    assert (out/'recipe.yaml').exists() and (out/'notus_train.json').exists()
+    # reload and generate with the chat template
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from notus.dpo import ZEPHYR_CHAT_TEMPLATE, generate_reply
+    tok = AutoTokenizer.from_pretrained(out)
+    assert tok.chat_template == ZEPHYR_CHAT_TEMPLATE
+    model = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()
+    reply = generate_reply(model, 'Explain photosynthesis to a ten-year-old.', tok, max_new_tokens=16)
+    assert isinstance(reply, str) and reply.strip()
+    assert reply == res['sample'][:len(reply)]            # the run's own sample came from the same reloaded model
+
+def test_heldout_accuracy_recomputed(tiny_run):
+    "Reward accuracy on the held-out pairs, recomputed from the saved policy and a rebuilt reference."
+    tmp, res, _, _ = tiny_run
+    out = Path(res['output_dir']); out = out if out.is_absolute() else tmp/out
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from notus.dpo import load_recipe, load_pairs, build_tiny_model
+    recipe = load_recipe(out/'recipe.yaml')
+    tok = AutoTokenizer.from_pretrained(out)
+    policy = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()
+    t = recipe.tiny
+    ref = build_tiny_model(tok, t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads,
+                           t.num_key_value_heads, t.max_position_embeddings, t.seed).eval()
+    test = load_pairs(recipe.data)['test_prefs']
+    beta, L = recipe.training.beta, recipe.training.max_length
+    r = {}
+    for side in ('chosen', 'rejected'):
+        r[side] = beta * (_completion_logps(policy, tok, test['prompt'], test[side], L) - _completion_logps(ref, tok, test['prompt'], test[side], L))
+    acc, margin = float((r['chosen'] > r['rejected']).mean()), float((r['chosen'] - r['rejected']).mean())
+    assert acc >= 0.9 and margin > 0.5, (acc, margin)
+    assert acc == pytest.approx(res['metrics']['eval_rewards/accuracies'], abs=0.02)
+    assert margin == pytest.approx(res['metrics']['eval_rewards/margins'], rel=0.02)
+
+def test_shuffled_labels_stay_near_chance(tiny_run, tmp_path):
+    _, real, _, _ = tiny_run
+    ctl, _, _ = _train(tmp_path, 'control', 'data.shuffle_labels=true')
+    m = ctl['metrics']
+    assert 0.25 <= m['eval_rewards/accuracies'] <= 0.75, m
+    assert abs(m['eval_rewards/margins']) < 0.5, m
+    assert m['eval_rewards/accuracies'] < real['metrics']['eval_rewards/accuracies'] - 0.2
+
+@pytest.mark.parametrize('name', BIG)
+def test_gpu_recipes_load_and_validate(name):
+    "The 7B and 8x7B recipes build their config objects here: no GPU, no network, no unknown key."
+    from trl import DPOConfig, ModelConfig
+    from notus.dpo import load_recipe, _has_gpu
+    r = load_recipe(name, dry_run=not _has_gpu())
+    assert isinstance(r.training, DPOConfig) and isinstance(r.model, ModelConfig)
+    t = r.training
+    assert (t.beta, t.learning_rate, t.lr_scheduler_type, t.seed, t.max_length, t.bf16) == (0.1, 5e-7, 'linear', 42, 1024, True)
+    assert t.gradient_checkpointing and r.data.max_prompt_length == 512
+    assert r.global_batch_size() == 64 and r.trust_remote_code is False
+    if r.uses_peft:
+        pc = r.peft_config()
+        assert (pc.r, pc.lora_alpha, r.launch.num_processes) == (64, 16, 1)
+    else:
+        assert r.launch.num_processes == 8 and r.launch.accelerate_config
+
+def test_recipe_numbers():
+    from notus.dpo import load_recipe
+    n, z, x = (load_recipe(k, dry_run=True) for k in ('notus-7b-v1', 'zephyr-7b-beta', 'notux-8x7b-v1'))
+    assert (n.training.optim, n.training.num_train_epochs, n.training.warmup_steps, n.data.test_size) == ('rmsprop', 3, 0.1, 2000)
+    assert n.model.model_name_or_path == z.model.model_name_or_path == 'alignment-handbook/zephyr-7b-sft-full'
+    assert (n.data.strategy, z.data.strategy) == ('mean_rating', 'overall_score')
+    assert (x.model.model_name_or_path, x.chat_template, x.training.num_train_epochs) == ('mistralai/Mixtral-8x7B-Instruct-v0.1', 'mistral-inst', 1)
+    assert (x.training.adam_beta1, x.training.adam_beta2, x.training.adam_epsilon) == (0.9, 0.999, 1e-8)
+    assert (n.reported['eval_rewards/accuracies'], x.reported['eval_rewards/accuracies']) == (0.80, 0.81)
+
+def test_accelerate_configs():
+    from accelerate.commands.config.config_args import ClusterConfig
+    kinds = {}
+    for p in sorted((ROOT/'recipes'/'accelerate').glob('*.yaml')):
+        c = ClusterConfig.from_yaml_file(str(p))                  # refuses unknown keys
+        assert c.num_processes == 8 and c.mixed_precision == 'bf16', p
+        kinds[p.stem] = str(c.distributed_type)
+    assert 'DEEPSPEED' in kinds['deepspeed_zero3'] and 'FSDP' in kinds['fsdp']
+    assert ClusterConfig.from_yaml_file(str(ROOT/'recipes'/'accelerate'/'deepspeed_zero3_offload.yaml')).deepspeed_config['offload_param_device'] == 'cpu'
+
+def test_cli_check_and_errors(tmp_path, capsys):
+    from notus.cli import main
+    assert main(['train', str(ROOT/'recipes'/'notus-7b-v1.yaml'), '--check']) == 0
+    assert 'accelerate launch --config_file' in capsys.readouterr().out
+    bad = tmp_path/'bad.yaml'
+    bad.write_text(TINY.read_text().replace('learning_rate:', 'learnig_rate:'))
+    assert main(['train', str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "unknown key 'learnig_rate' in section training" in err and 'learning_rate' in err and 'Traceback' not in err
+    assert main(['train', str(TINY), '--override', 'training.max_prompt_length=512']) == 2
+    assert 'data.max_prompt_length' in capsys.readouterr().err
+
+def test_tokenizer_without_chat_template(tmp_path):
+    from transformers import PreTrainedTokenizerFast
+    from notus.data import NotusError
+    from notus.dpo import train, build_tiny_tokenizer
+    tok = build_tiny_tokenizer(['hello world'] * 10, 300)
+    bare = PreTrainedTokenizerFast(tokenizer_object=tok.backend_tokenizer, bos_token='<s>', eos_token='</s>', pad_token='<pad>')
+    with pytest.raises(NotusError, match='no chat template'):
+        train('tiny-cpu', tokenizer=bare, output_dir=tmp_path/'x')
+
+def test_no_duplicated_bos_or_eos(tmp_path):
+    "Every tokenized training pair of the tiny recipe starts with one BOS, and each completion holds one EOS, none doubled."
+    from trl import DPOTrainer
+    from notus.dpo import load_recipe, load_pairs, load_tokenizer, load_model, pair_texts, reference_model, truncate_prompts
+    recipe = load_recipe('tiny-cpu', [f'training.output_dir={tmp_path}'])
+    dd = load_pairs(recipe.data)
+    for template in ('zephyr', 'mistral-inst'):
+        recipe.chat_template = template
+        tok = load_tokenizer(recipe, pair_texts(dd['train_prefs']))
+        train_ds = truncate_prompts(dd['train_prefs'], tok, recipe.data.max_prompt_length, recipe.training.max_length)
+        model = load_model(recipe, tok)
+        trainer = DPOTrainer(model=model, ref_model=reference_model(model, recipe), args=recipe.training,
+                             train_dataset=train_ds.select_columns(['prompt', 'chosen', 'rejected']), processing_class=tok)
+        ds = trainer.train_dataset
+        bos, eos = tok.bos_token_id, tok.eos_token_id
+        assert len(ds) == len(dd['train_prefs'])
+        for p, c, r in zip(ds['prompt_ids'], ds['chosen_ids'], ds['rejected_ids']):
+            assert p[0] == bos and p.count(bos) == 1, template
+            for comp in (c, r):
+                seq = p + comp
+                assert seq.count(bos) == 1 and comp.count(eos) == 1, template
+                assert not any(a == b == eos for a, b in zip(seq, seq[1:])), template
+            assert p.count(eos) == 1 if template == 'zephyr' else p.count(eos) == 0   # the user turn's own EOS in Zephyr's template
