@@ -14,7 +14,7 @@ GQA 32/4, ~1.1B parameters) fully fine-tuned; `tiny` (hidden 64, 2 layers) for C
 
     python bench/dpo_throughput.py --device cuda --shape mistral-7b --lora     # one H100: ~10 min
     python bench/dpo_throughput.py --device cuda --shape 1b                    # one H100: ~5 min
-    python bench/dpo_throughput.py --device cpu --tiny                         # any CPU, seconds (the test)
+    python bench/dpo_throughput.py --device cpu --tiny --threads 1             # any CPU, seconds (the test)
 
 Tokens/s counts the tokens of the chosen and rejected sequences the policy trains on per second (median step
 time after warm-up steps). MFU is the model FLOPs per second over the GPU's bf16 matmul peak *measured* on the
@@ -27,7 +27,7 @@ before training: its time is reported separately (`precompute_s`), not in tokens
 
 Results go to bench/results/dpo_throughput_<device>_<shape>.json and .md (with machine, date, versions).
 """
-import argparse, copy, datetime, gc, importlib.util, json, os, platform, statistics, sys, time, warnings
+import argparse, copy, datetime, gc, importlib.util, json, os, platform, statistics, sys, time, uuid, warnings
 from pathlib import Path
 
 SHAPES = {
@@ -106,7 +106,7 @@ def run_variant(name, a, shape, tok, data, peak, overrides, attn, dtype):
     from trl import DPOConfig, DPOTrainer
     from peft import LoraConfig
     device = a.device
-    out = {'variant': name, 'attn': attn or 'default', **{k: overrides.get(k) for k in ('bf16', 'gradient_checkpointing', 'precompute_ref_log_probs')}}
+    out = {'variant': name, 'attn': attn or 'default'}
     kw = dict(output_dir=str(Path(a.workdir)/name), per_device_train_batch_size=a.batch, max_steps=a.steps + a.warmup,
               report_to='none', save_strategy='no', disable_tqdm=True, max_length=a.prompt_len + a.completion_len + 1,
               dataloader_num_workers=0, seed=0, **overrides)
@@ -117,6 +117,11 @@ def run_variant(name, a, shape, tok, data, peak, overrides, attn, dtype):
         with warnings.catch_warnings():
             warnings.simplefilter('ignore')
             args = DPOConfig(**kw)
+            out.update(bf16=bool(args.bf16), gradient_checkpointing=bool(args.gradient_checkpointing),
+                       precompute_ref_log_probs=bool(args.precompute_ref_log_probs))
+            # a fresh fingerprint: TRL caches precomputed reference log-probs by (data, weights), and every run here
+            # starts from the same random weights, so without it later runs would read the first run's cache
+            data = data.map(lambda b: b, batched=True, new_fingerprint=uuid.uuid4().hex)
             model = build_model(shape, attn, dtype, device)
             peft = LoraConfig(r=64, lora_alpha=16, lora_dropout=0.0, target_modules=['q_proj', 'k_proj', 'v_proj', 'o_proj'],
                               task_type='CAUSAL_LM') if a.lora else None
@@ -135,9 +140,7 @@ def run_variant(name, a, shape, tok, data, peak, overrides, attn, dtype):
         flops = step_flops(trainer.model, shape, a.prompt_len + a.completion_len + 1, tokens, a.lora, bool(args.precompute_ref_log_probs))
         out.update(step_s=round(step, 4), step_s_min=round(min(times), 4), tokens_per_s=round(tokens / step, 1),
                    tflops=round(flops / step / 1e12, 3), mfu=round(flops / step / peak, 4),
-                   peak_mem_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == 'cuda' else None,
-                   gradient_checkpointing=bool(args.gradient_checkpointing), bf16=bool(args.bf16),
-                   precompute_ref_log_probs=bool(args.precompute_ref_log_probs), status='ok')
+                   peak_mem_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2) if device == 'cuda' else None, status='ok')
     except torch.OutOfMemoryError:
         out['status'] = 'OOM'
     finally:
@@ -162,8 +165,9 @@ def markdown(res):
     m = res['machine']; c = res['config']
     lines = [f"# DPO throughput: {c['shape']}{' + LoRA r64' if c['lora'] else ' (full fine-tune)'} on {m['device_name']}", '',
              f"{m['date']}; torch {m['torch']}, transformers {m['transformers']}, trl {m['trl']}; "
-             f"batch {c['batch']} pairs x 2 x {c['prompt_len'] + c['completion_len'] + 1} tokens; median of {c['steps']} steps after "
-             f"{c['warmup']} warm-up; measured matmul peak {m['peak_tflops']:.1f} TFLOP/s ({m['peak_dtype']}).", '',
+             f"batch {c['batch']} pairs x 2 x {c['prompt_len'] + c['completion_len'] + 1} tokens; median step of {c['steps']} after "
+             f"{c['warmup']} warm-up, median of {c['repeats']} runs per variant; measured matmul peak {m['peak_tflops']:.2f} TFLOP/s "
+             f"({m['peak_dtype']}).", '',
              '| variant | attention | bf16 | grad. ckpt | precomputed ref | tokens/s | step (s) | TFLOP/s | MFU | peak GiB | precompute (s) |',
              '|---|---|---|---|---|---|---|---|---|---|---|']
     for r in res['rows']:
@@ -189,6 +193,7 @@ def main(argv=None):
     p.add_argument('--completion-len', type=int, default=None, help='tokens per answer before EOS (default 511; 31 with --tiny)')
     p.add_argument('--steps', type=int, default=10, help='timed steps per variant')
     p.add_argument('--warmup', type=int, default=2, help='untimed steps per variant')
+    p.add_argument('--repeats', type=int, default=3, help='runs per variant (fresh model and trainer each); the median run is reported')
     p.add_argument('--threads', type=int, default=None, help='torch CPU threads')
     p.add_argument('--out', default=None, help='JSON output (a .md is written next to it)')
     p.add_argument('--workdir', default='/tmp/notus_dpo_bench')
@@ -207,14 +212,19 @@ def main(argv=None):
     dtype = torch.bfloat16 if a.device == 'cuda' else torch.float32
     rows = []
     for name, ov, attn in variants(a):
-        r = run_variant(name, a, shape, tok, data, peak, ov, attn, dtype if name != 'trl-default' else None)
+        runs = [run_variant(name, a, shape, tok, data, peak, ov, attn, dtype if name != 'trl-default' else None) for _ in range(a.repeats)]
+        ok = sorted((r for r in runs if r['status'] == 'ok'), key=lambda r: r['tokens_per_s'])
+        r = ok[len(ok) // 2] if len(ok) == len(runs) else runs[-1]
+        if ok: r['tokens_per_s_runs'] = [x['tokens_per_s'] for x in ok]
         print(json.dumps(r), flush=True)
         rows.append(r)
-    machine = {'device_name': torch.cuda.get_device_name() if a.device == 'cuda' else f'{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads',
+    cpu = f'{platform.machine()} CPU ({os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at the end), {torch.get_num_threads()} torch thread(s)'
+    machine = {'device_name': torch.cuda.get_device_name() if a.device == 'cuda' else cpu,
                'date': datetime.date.today().isoformat(), 'torch': torch.__version__, 'transformers': transformers.__version__,
                'trl': trl.__version__, 'peak_tflops': peak / 1e12, 'peak_dtype': 'bf16' if a.device == 'cuda' else 'float32'}
     res = {'machine': machine, 'config': {'shape': a.shape, **shape, 'lora': a.lora, 'batch': a.batch, 'prompt_len': a.prompt_len,
-                                          'completion_len': a.completion_len, 'steps': a.steps, 'warmup': a.warmup}, 'rows': rows}
+                                          'completion_len': a.completion_len, 'steps': a.steps, 'warmup': a.warmup,
+                                          'repeats': a.repeats}, 'rows': rows}
     out = Path(a.out or Path(__file__).parent/'results'/f"dpo_throughput_{a.device}_{a.shape}{'_lora' if a.lora else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(res, indent=2) + '\n')

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_bench_tiny_cpu(tmp_path):
     out = tmp_path/'bench.json'
     r = subprocess.run([sys.executable, str(ROOT/'bench'/'dpo_throughput.py'), '--device', 'cpu', '--tiny', '--steps', '2',
-                        '--warmup', '1', '--threads', '1', '--out', str(out), '--workdir', str(tmp_path/'work')],
+                        '--warmup', '1', '--repeats', '1', '--threads', '1', '--out', str(out), '--workdir', str(tmp_path/'work')],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-4000:]
     res = json.loads(out.read_text())
