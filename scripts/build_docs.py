@@ -186,6 +186,15 @@ def _stream_text(t:str) -> str:
     t = _ansi.sub('', t)
     return '\n'.join(l.rsplit('\r', 1)[-1] if '\r' in l.rstrip('\r') else l.rstrip('\r') for l in t.split('\n')).rstrip('\n')
 
+_tqdm = re.compile(r'^[^|\n]*?\d+%\|[^|]*\|\s*\d+/\d+\s*\[[^\]]*\]')
+_site_pkgs = re.compile(r'[^\s:"\']*/site-packages/')
+
+def _stderr_text(t:str) -> str:
+    "stderr for a reader: progress bars dropped, library paths shortened to `site-packages/...`."
+    lines = [_tqdm.sub('', l) for l in t.split('\n')]
+    t = '\n'.join(l for l, o in zip(lines, t.split('\n')) if l.strip() or not o.strip())
+    return _site_pkgs.sub('site-packages/', t).replace(str(ROOT) + '/', '').strip('\n')
+
 def _fence(body:str, info:str='') -> str:
     ticks = '`' * max(3, max((len(m) for m in re.findall(r'`+', body)), default=0) + 1)
     return f'{ticks}{info}\n{body}\n{ticks}'
@@ -226,13 +235,14 @@ class MdWriter:
         src = f'{self.files_rel}/{name}'
         return f'<img src="{src}" alt="cell output"' + (f' width="{w}"' if w else '') + '>'
 
-    def output(self, o, asis:bool) -> str|None:
+    def output(self, o, opts:dict) -> str|None:
         ot = o.get('output_type')
         if ot == 'stream':
             t = _stream_text(_txt(o.get('text')))
+            if o.get('name') == 'stderr': t = '' if opts.get('warning') == 'false' else _stderr_text(t)
             if not t.strip(): return None
-            return _fence(t, '{.text .nb-stderr}' if o.get('name') == 'stderr' and self.site else 'text' if self.site else '')
-        if ot == 'error': return _fence(_ansi.sub('', '\n'.join(o.get('traceback', []))), 'text')
+            return _fence(t, ('{.text .nb-out .nb-stderr}' if o.get('name') == 'stderr' else '{.text .nb-out}') if self.site else '')
+        if ot == 'error': return _fence(_ansi.sub('', '\n'.join(o.get('traceback', []))), '{.text .nb-out .nb-stderr}' if self.site else '')
         data, meta = o.get('data', {}), o.get('metadata', {})
         mime = next((m for m in _mime_order if m in data), None)
         if mime is None: return None
@@ -243,7 +253,7 @@ class MdWriter:
             v = _style_strip(v).strip()
             return f'<div class="nb-output" markdown="0">\n{v}\n</div>' if self.site else v
         if mime == 'text/latex': return v.strip()
-        return _fence(_ansi.sub('', v).rstrip('\n'), 'text' if self.site else '')
+        return _fence(_ansi.sub('', v).rstrip('\n'), '{.text .nb-out}' if self.site else '')
 
     def cell(self, c) -> str|None:
         src = _txt(c.get('source'))
@@ -259,7 +269,7 @@ class MdWriter:
                 block = ('???+' if opts['code-fold'] == 'show' else '???') + f' example "{summary}"\n\n' + textwrap.indent(block, '    ')
             parts.append(block)
         if opts.get('output') != 'false':
-            outs = [self.output(o, opts.get('output') == 'asis') for o in c.get('outputs', [])]
+            outs = [self.output(o, opts) for o in c.get('outputs', [])]
             parts += [o for o in outs if o]
         return '\n\n'.join(parts) if parts else None
 
@@ -284,9 +294,17 @@ EXTRA_CSS = """
 .nb-output { overflow-x: auto; margin: 0 0 1em 0; font-size: 0.72rem; }
 .nb-output table.dataframe { border-collapse: collapse; }
 .nb-output table.dataframe th, .nb-output table.dataframe td { padding: 0.2em 0.6em; border-bottom: 1px solid var(--md-default-fg-color--lightest); text-align: right; }
-.md-typeset pre > code.nb-stderr, .md-typeset .nb-stderr code { background: #fff5f0; }
+.md-typeset .nb-out { margin-top: -0.6em; }
+.md-typeset .nb-out pre > code { background: none; border-left: 2px solid lightsalmon; }
+.md-typeset .nb-stderr pre > code { background: #fff8f4; }
+.nb-output { border-left: 2px solid lightsalmon; padding-left: 0.6em; }
 .md-typeset img[alt="cell output"] { max-width: 100%; height: auto; }
 .md-typeset h3[id] code, .md-typeset h3[id] { word-break: break-word; }
+"""
+
+MATHJAX_JS = """window.MathJax = {tex: {inlineMath: [["\\\\(", "\\\\)"]], displayMath: [["\\\\[", "\\\\]"]], processEscapes: true,
+  processEnvironments: true}, options: {ignoreHtmlClass: ".*|", processHtmlClass: "arithmatex"}};
+document$.subscribe(() => { if (window.MathJax && MathJax.typesetPromise) MathJax.typesetPromise(); });
 """
 
 def mkdocs_config(quarto:dict, nav:list, extra_css:list[str]) -> dict:
@@ -307,6 +325,8 @@ def mkdocs_config(quarto:dict, nav:list, extra_css:list[str]) -> dict:
                                 {'pymdownx.highlight': {'use_pygments': True}}, 'pymdownx.inlinehilite',
                                 {'pymdownx.arithmatex': {'generic': True}}],
         'extra_css': extra_css,
+        # math as Quarto does it: MathJax from a CDN (without network, the TeX source shows)
+        'extra_javascript': ['javascripts/mathjax.js', 'https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js'],
         'validation': {'links': {'not_found': 'warn', 'anchors': 'warn'}},
     }
     if w.get('repo-url'): cfg['repo_url'] = w['repo-url']
@@ -345,6 +365,8 @@ def build_site(out:Path, nbs:Path, quarto_yml:Path, execute=True, jobs=2, cache:
     docs = work/'docs'; docs.mkdir(parents=True)
     (docs/'stylesheets').mkdir()
     (docs/'stylesheets'/'notus.css').write_text(EXTRA_CSS)
+    (docs/'javascripts').mkdir()
+    (docs/'javascripts'/'mathjax.js').write_text(MATHJAX_JS)
     links = _link_mapper(doc_url(), set(names))
     titles = {}
     for nb in nb_list:

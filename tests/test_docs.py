@@ -54,7 +54,8 @@ def test_page_shows_the_module_api(built, nb):
         code = re.search(r'<code>(.*?)</code>', m.group(2), re.S) if m else None
         if not (m and name in _text(m.group(1)) and code and re.match(rf'\s*(async\s+)?(def|class)\s+{re.escape(name)}\b', _text(code.group(1)))):
             bad.append(name)
-    assert not bad, f"{nb.name}: no rendered signature on {_page(nb)}.html for {bad}"
+    assert not bad, (f"{nb.name}: no rendered signature on {_page(nb)}.html for {bad} (give each its own "
+                     "`show_doc` cell: a cell displays only its last expression)")
 
 def test_search_index(built):
     idx = json.loads((built/'site'/'search'/'search_index.json').read_text())
