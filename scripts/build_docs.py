@@ -32,7 +32,7 @@ def process_nb(path:Path, execute:bool=True, skip_flags=('notest', 'slow'), cell
     from fastcore.nbio import read_nb, nb2dict
     from fastcore.xtras import working_directory
     from nbdev.config import get_config
-    from nbdev.processors import FilterDefaults, exec_show_docs
+    from nbdev.processors import FilterDefaults, exec_show_docs, _is_showdoc
     from nbdev.test import _skip_cell
     from execnb.shell import CaptureShell
     path = Path(path).absolute()
@@ -53,9 +53,18 @@ def process_nb(path:Path, execute:bool=True, skip_flags=('notest', 'slow'), cell
                 tb = self.k.prettytb(fname=path.name)
                 raise RuntimeError(f"{path.name}: cell {cell.idx_} failed:\n{cell.source}\n{tb}")
 
+    class exec_docs(exec_show_docs):
+        """nbdev's `exec_show_docs` (exported cells, imports, show_doc), where only a failing show_doc fails the build:
+        other cells may need cells that this mode does not run (a cell that mixes imports with code, say)."""
+        def __call__(self, cell):
+            try: super().__call__(cell)
+            except Exception:
+                if _is_showdoc(cell): raise RuntimeError(f"{path.name}: cell {cell.idx_} failed:\n{cell.source}\n{self.k.prettytb(fname=path.name)}")
+                self.k.exc, cell.outputs = None, []
+
     class Procs(FilterDefaults):
         def base_procs(self):
-            return [exec_all if p is exec_show_docs else p for p in super().base_procs()] if execute else super().base_procs()
+            return [(exec_all if execute else exec_docs) if p is exec_show_docs else p for p in super().base_procs()]
 
     nb = read_nb(path)
     nb.path_ = str(path)

@@ -143,3 +143,6 @@ def test_no_exec_keeps_show_doc_only(fixture_nbs):
     page = (t/'site'/'plots.html').read_text()
     assert re.search(r'<h3 id="area">', page) and '<img' not in page and 'printed 3.14159' not in _text(page)
     assert (t/'site'/'broken.html').exists()
+    _nb(t/'nbs'/'03_baddoc.ipynb', 'md:# Bad doc', 'from nbdev.showdoc import show_doc', 'show_doc(no_such_function)')
+    r = _build('--nbs', t/'nbs', '--quarto', t/'_quarto.yml', '--out', t/'site2', '--no-cache', '--no-exec', cwd=t)
+    assert r.returncode == 1 and '03_baddoc.ipynb' in r.stderr.split('\n')[0] and 'no_such_function' in r.stderr
