@@ -51,7 +51,7 @@ def process_nb(path:Path, execute:bool=True, skip_flags=('notest', 'slow'), cell
             self.k.cell(cell, timeout=cell_timeout)
             if self.k.exc:
                 tb = self.k.prettytb(fname=path.name)
-                raise RuntimeError(f"{path.name}: cell {cell.idx_} failed:\n{cell.source}\n{tb}")
+                raise RuntimeError(f"{path.name}: this cell failed:\n{cell.source}\n{tb}")
 
     class exec_docs(exec_show_docs):
         """nbdev's `exec_show_docs` (exported cells, imports, show_doc), where only a failing show_doc fails the build:
@@ -59,7 +59,7 @@ def process_nb(path:Path, execute:bool=True, skip_flags=('notest', 'slow'), cell
         def __call__(self, cell):
             try: super().__call__(cell)
             except Exception:
-                if _is_showdoc(cell): raise RuntimeError(f"{path.name}: cell {cell.idx_} failed:\n{cell.source}\n{self.k.prettytb(fname=path.name)}")
+                if _is_showdoc(cell): raise RuntimeError(f"{path.name}: this cell failed:\n{cell.source}\n{self.k.prettytb(fname=path.name)}")
                 self.k.exc, cell.outputs = None, []
 
     class Procs(FilterDefaults):
@@ -73,14 +73,14 @@ def process_nb(path:Path, execute:bool=True, skip_flags=('notest', 'slow'), cell
     d['metadata']['notus_docs'] = {'frontmatter': dict(getattr(nb, 'frontmatter_', {}) or {})}
     return d
 
-def _exec_one(src, dst, execute, skip_flags):
-    "Child-process entry: process `src`, write JSON to `dst`; exit 1 with the error on stderr."
+def _exec_one(src, dst, execute, skip_flags, cell_timeout=None):
+    "Child-process entry: process `src`, write JSON to `dst`; on failure write the error to `dst.err` and exit 1."
     os.environ['IN_TEST'] = '1'
     for k in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'): os.environ.setdefault(k, '1')
     os.environ.setdefault('TOKENIZERS_PARALLELISM', 'false')
-    try: d = process_nb(Path(src), execute=execute, skip_flags=skip_flags)
-    except Exception as e:
-        sys.stderr.write(f"{e}\n"); sys.exit(1)
+    try: d = process_nb(Path(src), execute=execute, skip_flags=skip_flags, cell_timeout=cell_timeout)
+    except BaseException as e:
+        Path(str(dst) + '.err').write_text(f"{e}\n"); sys.stderr.write(f"{e}\n"); sys.exit(1)
     Path(dst).write_text(json.dumps(d, default=str))
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ def _cache_key(nb:Path, execute:bool, skip_flags) -> str:
 class BuildError(Exception): pass
 
 def process_all(nbs:list[Path], execute=True, jobs=2, cache:Path|None=None, skip_flags=('notest', 'slow'),
-                timeout:int=1800, log=print) -> dict[Path, dict]:
+                cell_timeout:int|None=None, timeout:int=3600, log=print) -> dict[Path, dict]:
     "Process (and execute) `nbs`, `jobs` at a time, each in its own process; raise `BuildError` naming every failed notebook."
     res, failed = {}, []
     def one(nb):
@@ -155,9 +155,12 @@ def process_all(nbs:list[Path], execute=True, jobs=2, cache:Path|None=None, skip
             out = Path(d)/'nb.json'
             cmd = [sys.executable, __file__, '--exec-one', str(nb), str(out), '--skip-flags', ' '.join(skip_flags)]
             if not execute: cmd.append('--no-exec')
+            if cell_timeout: cmd += ['--cell-timeout', str(cell_timeout)]
             try: r = subprocess.run(cmd, cwd=nb.parent, capture_output=True, text=True, timeout=timeout)
             except subprocess.TimeoutExpired: return nb, None, f'timed out after {timeout}s', time.time()-t0
-            if r.returncode != 0: return nb, None, (r.stderr.strip() or r.stdout.strip())[-8000:], time.time()-t0
+            if r.returncode != 0:
+                err = Path(str(out) + '.err')
+                return nb, None, (err.read_text() if err.exists() else (r.stderr.strip() or r.stdout.strip()))[-8000:], time.time()-t0
             d = json.loads(out.read_text())
         if hit:
             hit.parent.mkdir(parents=True, exist_ok=True)
@@ -355,7 +358,7 @@ def doc_url() -> str:
     return (cfg.get('doc_host') or '').rstrip('/') + (cfg.get('doc_baseurl') or '').rstrip('/')
 
 def build_site(out:Path, nbs:Path, quarto_yml:Path, execute=True, jobs=2, cache:Path|None=None,
-               skip_flags=('notest', 'slow'), strict=False, keep_src:Path|None=None, log=print) -> Path:
+               skip_flags=('notest', 'slow'), strict=False, keep_src:Path|None=None, cell_timeout:int|None=None, log=print) -> Path:
     "Build the static site for the notebooks in `nbs` into `out`; returns `out`."
     t0 = time.time()
     quarto = read_quarto(quarto_yml)
@@ -368,7 +371,7 @@ def build_site(out:Path, nbs:Path, quarto_yml:Path, execute=True, jobs=2, cache:
         if n in names: raise BuildError(f'{nb.name} and {names[n].name} would both be the page {n}.html')
         names[n] = nb
     log(f'processing {len(nb_list)} notebooks ' + ('(executing)' if execute else '(show_doc only)'))
-    done = process_all(nb_list, execute=execute, jobs=jobs, cache=cache, skip_flags=skip_flags, log=log)
+    done = process_all(nb_list, execute=execute, jobs=jobs, cache=cache, skip_flags=skip_flags, cell_timeout=cell_timeout, log=log)
     work = Path(keep_src) if keep_src else Path(tempfile.mkdtemp(prefix='notus-docs-'))
     if work.exists(): shutil.rmtree(work)
     docs = work/'docs'; docs.mkdir(parents=True)
@@ -402,10 +405,10 @@ def build_site(out:Path, nbs:Path, quarto_yml:Path, execute=True, jobs=2, cache:
 # ---------------------------------------------------------------------------------------------------------------
 # README
 
-def make_readme(dest:Path, nbs:Path, index='index.ipynb', execute=True, cache:Path|None=None, log=print) -> Path:
+def make_readme(dest:Path, nbs:Path, index='index.ipynb', execute=True, cache:Path|None=None, cell_timeout:int|None=None, log=print) -> Path:
     "Write README.md (GitHub Markdown) at `dest` from the processed and executed `index` notebook."
     nb = nbs/index
-    d = process_all([nb], execute=execute, jobs=1, cache=cache, log=log)[nb]
+    d = process_all([nb], execute=execute, jobs=1, cache=cache, cell_timeout=cell_timeout, log=log)[nb]
     dest = Path(dest)
     w = MdWriter(dest.parent/'README_files', 'README_files', site=False)
     md, _ = w.page(d)
@@ -430,12 +433,13 @@ def main(argv=None):
     p.add_argument('--cache', default=str(ROOT/'_proc'/'docs-cache'), help='cache of executed notebooks')
     p.add_argument('--no-cache', action='store_true', help='execute every notebook again')
     p.add_argument('--skip-flags', default='notest slow', help='cells with these directives are not executed')
+    p.add_argument('--cell-timeout', type=int, default=None, help='seconds a cell may run (default: cell_timeout of [tool.nbdev])')
     p.add_argument('--strict', action='store_true', help='fail on mkdocs warnings (broken links)')
     p.add_argument('--keep-src', default=None, help='keep the generated mkdocs project (Markdown + mkdocs.yml) here')
     p.add_argument('--exec-one', nargs=2, metavar=('NB', 'JSON'), help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     flags = tuple(a.skip_flags.split())
-    if a.exec_one: return _exec_one(*a.exec_one, execute=not a.no_exec, skip_flags=flags)
+    if a.exec_one: return _exec_one(*a.exec_one, execute=not a.no_exec, skip_flags=flags, cell_timeout=a.cell_timeout)
     if a.nbs: nbs = Path(a.nbs).absolute()
     else:
         from nbdev.config import get_config
@@ -444,9 +448,9 @@ def main(argv=None):
     cache = None if a.no_cache else Path(a.cache)
     out = a.out or (None if a.readme else 'site')
     try:
-        if a.readme: make_readme(Path(a.readme), nbs, execute=not a.no_exec, cache=cache)
+        if a.readme: make_readme(Path(a.readme), nbs, execute=not a.no_exec, cache=cache, cell_timeout=a.cell_timeout)
         if out: build_site(Path(out), nbs, quarto, execute=not a.no_exec, jobs=a.jobs, cache=cache, skip_flags=flags,
-                           strict=a.strict, keep_src=a.keep_src)
+                           strict=a.strict, keep_src=a.keep_src, cell_timeout=a.cell_timeout)
     except BuildError as e:
         sys.stderr.write(f'{e}\n'); sys.exit(1)
 
