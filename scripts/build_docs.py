@@ -9,11 +9,13 @@ fallback that needs only the Python packages of the dev extra. Each notebook goe
 processors (`nbdev.processors.FilterDefaults`: frontmatter, added `show_doc` cells for exported functions,
 hidden and exported cells removed, links to the API), in its own process and with the notebooks folder as
 working directory, as `nbdev-test` runs it. With execution on (the default), every code cell is run, except
-cells with `#| eval: false` or a flag of `tst_flags` (`notest`, `slow`), so that cell outputs and plots appear;
-a notebook whose execution fails fails the build, naming the notebook and the cell. The processed notebooks
-become Markdown pages (show_doc signatures, tables, images), which mkdocs-material turns into a static site
-with the navigation of `_quarto.yml`'s sidebar (notebooks it does not list are appended), a table of contents
-per page, and client-side search (`search/search_index.json`; the site also works opened from disk).
+cells with `#| eval: false` or a flag of `--skip-flags` (default `notest slow`, the project's `tst_flags`), so
+that cell outputs and plots appear; a notebook whose execution fails fails the build, naming the notebook and
+the cell. The processed notebooks become Markdown pages (show_doc signatures, tables, images; Quarto cell options
+`echo`, `output`, `include`, `warning: false` and `code-fold` are honoured), which mkdocs-material turns into a
+static site with the navigation of `_quarto.yml`'s sidebar (notebooks it does not list are appended), a table of
+contents per page, and client-side search (`search/search_index.json`). Pages open from disk; search needs the
+site served (`python -m http.server -d site`): browsers refuse its web worker on file:// pages.
 Executed notebooks are cached in `_proc/docs-cache`, keyed by the notebook, the package and this script.
 """
 from __future__ import annotations
