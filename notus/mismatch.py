@@ -10,7 +10,7 @@ import json as _json
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import ASPECTS, NotusError, completions_frame, load_ultrafeedback, _completions
+from .data import ASPECTS, NotusError, completions_frame, load_ultrafeedback, arrow_table, _completions
 
 # %% auto #0
 __all__ = ['BANDS', 'REVIEW_COLUMNS', 'RECORD_COLUMNS', 'DisagreementReport', 'disagreement', 'critique_negativity',
@@ -144,7 +144,7 @@ def replace_overall_score(
 ):
     "A copy of `ds` (same type and schema) with `completions[].overall_score` replaced by `scores`."
     import datasets
-    table = ds.data.table if hasattr(ds, 'data') else ds
+    table = arrow_table(ds)
     flat, _, col = _completions(table)
     scores = np.asarray(scores, float)
     if len(scores) != len(flat): raise NotusError(f"expected {len(flat)} scores (one per completion), got {len(scores)}.")
@@ -220,7 +220,7 @@ def suspicious_records(
     if flagged_only: sc = sc[sc.flagged]
     sc = sc.sort_values(['suspicion', 'overall_score', 'prompt_idx'], ascending=[False, False, True], kind='stable')
     if top is not None: sc = sc.head(top)
-    table = ds.data.table if hasattr(ds, 'data') else ds
+    table = arrow_table(ds)
     sc = sc.assign(instruction=pc.take(table.column('instruction'), pa.array(sc.prompt_idx.to_numpy(), pa.int64())).to_pylist())
     return sc[RECORD_COLUMNS].reset_index(drop=True)
 
@@ -239,7 +239,7 @@ def attach_suspicion(
     sc = score_suspicion(completions_frame(ds, text=True), **kwargs) if scored is None else scored
     look = (sc.groupby(['prompt_id', 'response', 'overall_score'], sort=False)
               .agg(suspicion=('suspicion', 'max'), flagged=('flagged', 'max')))
-    t = pairs.data.table if hasattr(pairs, 'data') else pairs
+    t = arrow_table(pairs) if hasattr(pairs, 'data') else pairs
     ids = t.column('prompt_id').to_numpy()
     cols = {}
     for side in ('chosen', 'rejected'):

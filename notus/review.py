@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import NotusError
+from .data import NotusError, arrow_table
 
 # %% auto #0
 __all__ = ['TERMS_METADATA', 'FLOAT_METADATA', 'DECISIONS', 'GUIDELINES', 'FIELDS', 'REVIEW_FEATURES', 'record_ids',
@@ -451,7 +451,7 @@ def apply_reviews(
     r = res.set_index('id').reindex(ids)
     status = r.status.to_numpy(dtype=object); dec = r.decision.to_numpy(dtype=object)
     swap, drop = dec == 'swap', dec == 'discard'
-    t = pairs.data.table if hasattr(pairs, 'data') else pa.Table.from_pandas(pairs, preserve_index=False)
+    t = arrow_table(pairs) if hasattr(pairs, 'data') else pa.Table.from_pandas(pairs, preserve_index=False)
     mask = pa.array(swap)
     cols = {n: t.column(n) for n in t.column_names}
     for c, rj in _swap_columns(t.column_names):
@@ -485,7 +485,7 @@ def _read_pairs(path):
 def _write(ds, path):
     import pyarrow.parquet as pq
     p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() == '.parquet': pq.write_table(ds.data.table, p)
+    if p.suffix.lower() == '.parquet': pq.write_table(arrow_table(ds), p)
     elif p.suffix.lower() in ('.jsonl', '.json'): ds.to_json(str(p), lines=True, force_ascii=False)
     else: ds.save_to_disk(str(p))
     return p
