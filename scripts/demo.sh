@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 out=${1:-curate_out}
-notus validate  # becomes `notus curate --out "$out"` with notus.curate
+notus curate --out "$out"
