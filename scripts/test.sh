@@ -7,8 +7,12 @@ bash scripts/setup.sh
 . .venv/bin/activate
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
 if [ -x scripts/argilla.sh ] && [ -z "${ARGILLA_API_URL:-}" ] && [ "${NOTUS_NO_ARGILLA:-0}" != 1 ]; then
-  bash scripts/argilla.sh start
-  trap 'bash scripts/argilla.sh stop' EXIT
+  if bash scripts/argilla.sh status >/dev/null 2>&1; then
+    echo "argilla: using the local server that is already running"
+  else
+    bash scripts/argilla.sh start
+    trap 'bash scripts/argilla.sh stop' EXIT     # only stop what this run started
+  fi
   eval "$(bash scripts/argilla.sh env)"
 fi
 python -m pytest "$@"
