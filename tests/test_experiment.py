@@ -85,3 +85,16 @@ def test_bad_experiment_file(tmp_path):
     err = io.StringIO()
     with contextlib.redirect_stderr(err): rc = main(['experiment', str(tmp_path/'x.yaml')])
     assert rc == 2 and 'unknown strategy critique_score' in err.getvalue() and err.getvalue().count('\n') == 1
+
+def test_rerun_reuses_finished_runs(out):
+    "A second run on the same folder reuses the four trained models (same recipe, same pairs) and finds the same results."
+    from notus.cli import main
+    before = pd.read_csv(out/'results.csv')
+    with contextlib.redirect_stdout(io.StringIO()): rc = main(['experiment', str(CPU), '--output-dir', str(out)])
+    assert rc == 0
+    info = json.loads((out/'results.json').read_text())
+    assert [t['seconds'] for t in info['training']] == [0.0] * 4
+    pd.testing.assert_frame_equal(pd.read_csv(out/'results.csv'), before)
+    src = pd.read_csv(out/'results_by_source.csv')
+    assert (src.groupby(['trained_on', 'evaluated_on']).pairs.sum().sort_index().to_numpy()
+            == before.set_index(['trained_on', 'evaluated_on']).pairs.sort_index().to_numpy()).all()
