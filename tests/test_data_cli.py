@@ -1,0 +1,54 @@
+"""The data layer through the real command line: the bundled sample, a 64k-prompt generated file, malformed inputs."""
+import json, subprocess, sys
+from pathlib import Path
+import pyarrow.parquet as pq
+import pytest
+
+NOTUS = str(Path(sys.executable).parent/'notus')
+
+def notus(*args):
+    return subprocess.run([NOTUS, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+def test_bundled_sample_is_the_generator_output(tmp_path):
+    from notus.data import sample_path
+    from notus.synthetic import write_ultrafeedback
+    fresh = write_ultrafeedback(tmp_path/'s.parquet', 300, seed=0)
+    assert pq.read_table(fresh).equals(pq.read_table(sample_path()))
+    assert sample_path().stat().st_size < 1_000_000
+
+def test_validate_64k(tmp_path):
+    f = tmp_path/'uf64k.parquet'
+    r = notus('generate-data', f, '--prompts', 64000, '--seed', 3)
+    assert r.returncode == 0, r.stderr
+    r = notus('validate', f, '--json')
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert (rep['rows_in'], rep['rows_kept'], rep['rows_dropped']) == (64000, 64000, 0)
+    assert rep['summary']['completions'] == 256000
+    assert sum(rep['summary']['sources'].values()) == 64000
+
+@pytest.mark.parametrize('name,content,msg', [
+    ('trunc.jsonl', '{"source": "x", "instruction": "y", "models": [], "complet', 'truncated file'),
+    ('junk.parquet', bytes(range(256)) * 20, 'not a readable Parquet'),
+    ('binary.jsonl', b'\x00\xff\xfe' * 100, 'not valid UTF-8'),
+    ('wrong.jsonl', '{"text": "hello"}\n', 'missing column(s)'),
+    ('empty.jsonl', '', 'holds no rows'),
+])
+def test_malformed_inputs_fail_with_one_line(tmp_path, name, content, msg):
+    f = tmp_path/name
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    r = notus('validate', f)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1 and msg in r.stderr and 'Traceback' not in r.stderr
+
+def test_strict_mode_names_row_and_field(tmp_path):
+    from notus.synthetic import make_ultrafeedback
+    rows = make_ultrafeedback(5, seed=1).to_list()
+    rows[3]['completions'][2]['annotations']['honesty']['Rating'] = 'great'
+    f = tmp_path/'bad.jsonl'
+    f.write_text('\n'.join(json.dumps(r) for r in rows))
+    r = notus('validate', f, '--strict')
+    assert r.returncode == 2 and 'row 3' in r.stderr and 'honesty' in r.stderr
+    r = notus('validate', f, '--json')
+    rep = json.loads(r.stdout)
+    assert rep['dropped_by_reason'] == {'bad_rating': 1} and rep['rows_kept'] == 4
