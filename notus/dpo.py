@@ -10,7 +10,7 @@ import copy, dataclasses, difflib, json, os, re, shutil, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
-from .data import NotusError
+from .data import NotusError, arrow_table
 
 # %% auto #0
 __all__ = ['ZEPHYR_CHAT_TEMPLATE', 'MISTRAL_INST_CHAT_TEMPLATE', 'CHAT_TEMPLATES', 'TINY_SPECIAL_TOKENS', 'MODEL_EXTRAS',
@@ -59,13 +59,9 @@ def set_chat_template(
 # %% ../nbs/06_dpo.ipynb #1af92313
 TINY_SPECIAL_TOKENS = ['<unk>', '<s>', '</s>', '<pad>', '<|system|>', '<|user|>', '<|assistant|>']
 
-def _arrow(ds)->pa.Table:
-    "The rows of a `datasets.Dataset` as an Arrow table (after `select`, only the selected rows), or a table as is."
-    return ds.with_format('arrow')[:] if hasattr(ds, 'with_format') else ds
-
 def pair_texts(pairs, columns=('prompt', 'chosen', 'rejected'))->list:
     "The content of every message in the conversational `columns` of `pairs` (a Dataset or Arrow table)."
-    t = _arrow(pairs)
+    t = arrow_table(pairs)
     out = []
     for c in columns:
         if c not in t.column_names: continue
@@ -408,7 +404,7 @@ def flip_labels(
     "Swap chosen and rejected (and their ratings, scores, models) in a random `share` of `pairs`."
     import datasets
     from notus.binarize import uniform_draws
-    t = _arrow(pairs)
+    t = arrow_table(pairs)
     if 'prompt_id' in t.column_names: u = uniform_draws(t.column('prompt_id').to_pylist(), seed, salt=2)
     else: u = np.random.default_rng(seed).random(t.num_rows)
     return datasets.Dataset(_swap_columns(t, u < share))
@@ -419,7 +415,7 @@ def to_conversational(pairs):
     import datasets
     cols = pairs.column_names
     if {'instruction', 'chosen_response', 'rejected_response'} <= set(cols):          # Argilla's flat layout
-        t = _arrow(pairs)
+        t = arrow_table(pairs)
         msg = lambda role, c: datasets.Dataset(pa.table({'m': t.column(c)})).map(
             lambda b: {'m': [[{'role': role, 'content': x}] for x in b['m']]}, batched=True)['m']
         return datasets.Dataset.from_dict({'prompt': msg('user', 'instruction'), 'chosen': msg('assistant', 'chosen_response'),
@@ -427,7 +423,7 @@ def to_conversational(pairs):
                                            **({'prompt_id': t.column('prompt_id').to_pylist()} if 'prompt_id' in cols else {})})
     missing = {'chosen', 'rejected'} - set(cols)
     if missing: raise NotusError(f"pairs need chosen and rejected columns (missing: {', '.join(sorted(missing))}).")
-    t = _arrow(pairs)
+    t = arrow_table(pairs)
     if pa.types.is_string(t.column('chosen').type): return pairs                      # plain text pairs: TRL reads them as they are
     if 'prompt' not in cols or pa.types.is_string(t.column('prompt').type):           # HuggingFaceH4 layout: whole conversations
         def split(b):
