@@ -52,3 +52,17 @@ def test_strict_mode_names_row_and_field(tmp_path):
     r = notus('validate', f, '--json')
     rep = json.loads(r.stdout)
     assert rep['dropped_by_reason'] == {'bad_rating': 1} and rep['rows_kept'] == 4
+
+def test_hub_id_offline_fails_with_one_line():
+    import os
+    r = subprocess.run([NOTUS, 'validate', 'openbmb/UltraFeedback'], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1'})
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'load_dataset' in r.stderr
+
+def test_hub_layout_directory_goes_through_load_dataset(tmp_path):
+    from notus.synthetic import make_ultrafeedback
+    (tmp_path/'repo'/'data').mkdir(parents=True)
+    make_ultrafeedback(40, seed=9).to_parquet(str(tmp_path/'repo'/'data'/'train-00000-of-00001.parquet'))
+    r = notus('validate', tmp_path/'repo', '--json')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['rows_kept'] == 40
