@@ -177,8 +177,11 @@ def load_run(
     from transformers import AutoTokenizer
     from notus.dpo import load_recipe, build_tiny_model, check_chat_template
     d = Path(model_dir)
-    if not d.is_dir(): raise NotusError(f"{d} is not a model folder.")
-    tok = check_chat_template(AutoTokenizer.from_pretrained(str(d)), f"the tokenizer in {d}")
+    if not d.is_dir() or not ((d/'config.json').exists() or (d/'adapter_config.json').exists()):
+        raise NotusError(f"{d} is not a model folder (no config.json or adapter_config.json), e.g. one saved by notus train.")
+    try: tok = AutoTokenizer.from_pretrained(str(d))
+    except (OSError, ValueError) as e: raise NotusError(f"could not load the tokenizer in {d}: {str(e).splitlines()[0]}") from None
+    tok = check_chat_template(tok, f"the tokenizer in {d}")
     recipe = load_recipe(d/'recipe.yaml', dry_run=True) if (d/'recipe.yaml').exists() else None
     if (d/'adapter_config.json').exists():
         from peft import AutoPeftModelForCausalLM
@@ -415,8 +418,11 @@ def generate_cli(
 def _load_policy(d:Path)->tuple:
     from transformers import AutoTokenizer
     from notus.dpo import check_chat_template
-    if not d.is_dir(): raise NotusError(f"{d} is not a model folder.")
-    tok = check_chat_template(AutoTokenizer.from_pretrained(str(d)), f"the tokenizer in {d}")
+    if not d.is_dir() or not ((d/'config.json').exists() or (d/'adapter_config.json').exists()):
+        raise NotusError(f"{d} is not a model folder (no config.json or adapter_config.json), e.g. one saved by notus train.")
+    try: tok = AutoTokenizer.from_pretrained(str(d))
+    except (OSError, ValueError) as e: raise NotusError(f"could not load the tokenizer in {d}: {str(e).splitlines()[0]}") from None
+    tok = check_chat_template(tok, f"the tokenizer in {d}")
     if (d/'adapter_config.json').exists():
         from peft import AutoPeftModelForCausalLM
         return AutoPeftModelForCausalLM.from_pretrained(str(d)).to(_device()).eval(), None, tok, None

@@ -66,3 +66,14 @@ def test_hub_layout_directory_goes_through_load_dataset(tmp_path):
     r = notus('validate', tmp_path/'repo', '--json')
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)['rows_kept'] == 40
+
+def test_all_rows_invalid(tmp_path):
+    f = tmp_path/'one.jsonl'
+    f.write_text(json.dumps({'source': 's', 'instruction': 'i', 'models': ['a'], 'completions': [
+        {'annotations': {a: {'Rating': '3'} for a in ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']},
+         'critique': 'c', 'model': 'a', 'overall_score': 1, 'response': 'r'}]}) + '\n')
+    r = notus('validate', f, '--json')
+    assert r.returncode == 0 and json.loads(r.stdout)['dropped_by_reason'] == {'too_few_completions': 1}
+    for verb in ('binarize', 'curate'):
+        r = notus(verb, f, '--out' if verb == 'curate' else '--output', tmp_path/'out')
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'no valid rows' in r.stderr, r.stderr

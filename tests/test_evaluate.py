@@ -154,6 +154,7 @@ def test_generate_errors_are_one_line(run, tmp_path):
     (tmp_path/'bad.json').write_text('[{"question": "x"}]')
     for argv in (['generate', str(run['res'].output_dir), '--prompts', str(tmp_path/'bad.json')],
                  ['generate', str(tmp_path/'nope'), '--prompts', str(tmp_path/'bad.json')],
+                 ['generate', str(tmp_path), '--prompts', str(tmp_path/'bad.json')],          # a folder, but no model
                  ['evaluate', str(run['res'].output_dir), '--pairs', str(tmp_path/'none.parquet')]):
         err = io.StringIO()
         with contextlib.redirect_stderr(err): rc = main(argv)
