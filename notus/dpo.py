@@ -475,7 +475,7 @@ def load_pairs(
 ):
     "Preference pairs for training: a `DatasetDict` with `train_prefs` and `test_prefs`, prepared as `data` says."
     import datasets
-    from notus.data import load_ultrafeedback
+    from notus.data import load_ultrafeedback, _load_dataset
     from notus.binarize import binarize
     data = DataConfig(**data) if isinstance(data, dict) else (data or DataConfig())
     src = None if data.source in (None, '', 'bundled') else data.source
@@ -483,14 +483,18 @@ def load_pairs(
     d = None
     if src is not None and Path(src).exists():
         if fmt == 'pairs' or (fmt == 'auto' and _looks_like_pairs(Path(src))): d = _read_pairs(Path(src))
-    elif src is not None and fmt == 'pairs': d = datasets.load_dataset(src)
+    elif src is not None and fmt == 'pairs': d = _load_dataset(src, None)   # hub id: one sentence if it fails
     if d is None:
         uf, _ = load_ultrafeedback(src)
         d, _ = binarize(uf, data.strategy, data.seed, min_margin=data.min_margin)
     if data.clean:
         try: from notus.clean import clean_pairs
         except ImportError: raise NotusError("data.clean needs notus.clean, which this installation does not have.") from None
-        if isinstance(d, datasets.DatasetDict): d = datasets.DatasetDict({k: clean_pairs(v)[0] for k, v in d.items()})
+        if isinstance(d, datasets.DatasetDict):   # clean all splits together, so no duplicate crosses train/test
+            tagged = datasets.concatenate_datasets([v.add_column('_split', [k] * len(v)) for k, v in d.items()])
+            c_, _ = clean_pairs(tagged)
+            tags = np.asarray(c_['_split'], object)
+            d = datasets.DatasetDict({k: c_.select(np.flatnonzero(tags == k)).remove_columns('_split') for k in d})
         else: d, _ = clean_pairs(d)
     dd = _as_split(d, data)
     if data.shuffle_labels:

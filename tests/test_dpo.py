@@ -175,3 +175,18 @@ def test_no_duplicated_bos_or_eos(tmp_path):
                 assert seq.count(bos) == 1 and comp.count(eos) == 1, template
                 assert not any(a == b == eos for a, b in zip(seq, seq[1:])), template
             assert p.count(eos) == 1 if template == 'zephyr' else p.count(eos) == 0   # the user turn's own EOS in Zephyr's template
+
+
+def test_clean_runs_across_splits(tmp_path):
+    "data.clean on a DatasetDict removes a prompt that was copied from train into test (cleaning split by split would not)."
+    import datasets
+    from notus.dpo import load_pairs
+    from notus.binarize import binarize, split_pairs, save_pairs
+    from notus.data import load_ultrafeedback
+    ds, _ = load_ultrafeedback()
+    sp = split_pairs(binarize(ds)[0], 0.2)
+    sp['test_prefs'] = datasets.concatenate_datasets([sp['test_prefs'], sp['train_prefs'].select(range(5))])
+    save_pairs(sp, tmp_path/'pairs')
+    dd = load_pairs({'source': str(tmp_path/'pairs'), 'format': 'pairs', 'clean': True})
+    assert not set(dd['train_prefs']['prompt_id']) & set(dd['test_prefs']['prompt_id'])
+    assert len(dd['train_prefs']) > 150 and len(dd['test_prefs']) > 20
