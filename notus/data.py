@@ -11,20 +11,18 @@ from collections import Counter
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
+from .core import NotusError
 
 # %% auto #0
-__all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'DROP_REASONS', 'NotusError', 'NotUltraFeedbackError',
-           'InvalidRowError', 'sample_path', 'arrow_table', 'prompt_id', 'check_row', 'load_ultrafeedback',
-           'ValidationReport', 'validate_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
+__all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'DROP_REASONS', 'NotUltraFeedbackError', 'InvalidRowError',
+           'sample_path', 'arrow_table', 'prompt_id', 'check_row', 'load_ultrafeedback', 'ValidationReport',
+           'validate_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
 
 # %% ../nbs/00_data.ipynb #e209233c
 ASPECTS = ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']
 REQUIRED_COLUMNS = ['source', 'instruction', 'models', 'completions']
 COMPLETION_FIELDS = ['annotations', 'critique', 'model', 'overall_score', 'response']
 DROP_REASONS = ['missing_field', 'wrong_type', 'too_few_completions', 'empty_response', 'bad_rating']
-
-class NotusError(Exception):
-    "An error with a one-sentence message for the user (the CLI prints it without a traceback)."
 
 class NotUltraFeedbackError(NotusError):
     "The input is not UltraFeedback-shaped at all (wrong columns, unreadable file)."
