@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up, then run the whole test suite: every notebook's tests, the integration tests in tests/,
 # the export/clean sync checks, the docs build, and the live Argilla tests on a local server.
+# If the local Argilla server cannot start, the suite still runs: the live tests skip and say why.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -9,10 +10,13 @@ export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBA
 if [ -x scripts/argilla.sh ] && [ -z "${ARGILLA_API_URL:-}" ] && [ "${NOTUS_NO_ARGILLA:-0}" != 1 ]; then
   if bash scripts/argilla.sh status >/dev/null 2>&1; then
     echo "argilla: using the local server that is already running"
-  else
-    bash scripts/argilla.sh start
+    eval "$(bash scripts/argilla.sh env)"
+  elif bash scripts/argilla.sh start; then
     trap 'bash scripts/argilla.sh stop' EXIT     # only stop what this run started
+    eval "$(bash scripts/argilla.sh env)"
+  else
+    echo "argilla: the local server did not start; the live review tests will be skipped (see .argilla/*.log)" >&2
+    trap 'bash scripts/argilla.sh stop >/dev/null 2>&1 || true' EXIT
   fi
-  eval "$(bash scripts/argilla.sh env)"
 fi
 python -m pytest "$@"
