@@ -203,10 +203,23 @@ def _stream_text(t:str) -> str:
 _tqdm = re.compile(r'^[^|\n]*?\d+%\|[^|]*\|\s*\d+/\d+\s*\[[^\]]*\]')
 _site_pkgs = re.compile(r'[^\s:"\']*/site-packages/')
 
+_progress = re.compile(r'^[^\n]*?:\s*(\d+%\|[^\n]*|\d+ \w+ \[[^\]]*\])\s*$')   # "Map: 100%|...", "Generating train split: 300 examples [...]"
+_warning = re.compile(r'^\S+:\d+: \w*Warning: ')
+
+def _drop_warnings(lines:list) -> list:
+    "Lines without Python warnings (`file:line: XWarning: msg` and the source line printed under it)."
+    out, skip = [], False
+    for l in lines:
+        if _warning.match(l): skip = True; continue
+        if skip and l.startswith((' ', '\t')): continue
+        skip = False; out.append(l)
+    return out
+
 def _stderr_text(t:str) -> str:
-    "stderr for a reader: progress bars dropped, library paths shortened to `site-packages/...`."
-    lines = [_tqdm.sub('', l) for l in t.split('\n')]
-    t = '\n'.join(l for l, o in zip(lines, t.split('\n')) if l.strip() or not o.strip())
+    "stderr for a reader: progress bars and library warnings dropped, library paths shortened to `site-packages/...`."
+    orig = _drop_warnings(t.split('\n'))
+    lines = [_progress.sub('', _tqdm.sub('', l)) for l in orig]
+    t = '\n'.join(l for l, o in zip(lines, orig) if l.strip() or not o.strip())
     return _site_pkgs.sub('site-packages/', t).replace(str(ROOT) + '/', '').strip('\n')
 
 def _fence(body:str, info:str='') -> str:
@@ -316,10 +329,17 @@ EXTRA_CSS = """
 .md-typeset h3[id] code, .md-typeset h3[id] { word-break: break-word; }
 """
 
-MATHJAX_JS = """window.MathJax = {tex: {inlineMath: [["\\\\(", "\\\\)"]], displayMath: [["\\\\[", "\\\\]"]], processEscapes: true,
-  processEnvironments: true}, options: {ignoreHtmlClass: ".*|", processHtmlClass: "arithmatex"}};
-document$.subscribe(() => { if (window.MathJax && MathJax.typesetPromise) MathJax.typesetPromise(); });
-"""
+_MATH = re.compile(r'<(span|div) class="arithmatex">\\(\(|\[)(.*?)\\(\)|\])</\1>', re.S)
+
+def render_math(page:str) -> str:
+    """Replace the TeX that `pymdownx.arithmatex` leaves in a page (`\\(...\\)`, `\\[...\\]`) by MathML, which
+    browsers render natively: the site needs no math script from a CDN and shows formulas offline."""
+    from latex2mathml.converter import convert
+    def sub(m):
+        tex = html.unescape(m.group(3))
+        try: return convert(tex, display='block' if m.group(2) == '[' else 'inline')
+        except Exception as e: raise BuildError(f'cannot render the formula {tex!r}: {e}') from None
+    return _MATH.sub(sub, page)
 
 def mkdocs_config(quarto:dict, nav:list, extra_css:list[str]) -> dict:
     w = quarto.get('website') or {}
@@ -339,8 +359,6 @@ def mkdocs_config(quarto:dict, nav:list, extra_css:list[str]) -> dict:
                                 {'pymdownx.highlight': {'use_pygments': True}}, 'pymdownx.inlinehilite',
                                 {'pymdownx.arithmatex': {'generic': True}}],
         'extra_css': extra_css,
-        # math as Quarto does it: MathJax from a CDN (without network, the TeX source shows)
-        'extra_javascript': ['javascripts/mathjax.js', 'https://cdn.jsdelivr.net/npm/mathjax@3/es5/tex-mml-chtml.js'],
         'validation': {'links': {'not_found': 'warn', 'anchors': 'warn'}},
     }
     if w.get('repo-url'): cfg['repo_url'] = w['repo-url']
@@ -379,8 +397,6 @@ def build_site(out:Path, nbs:Path, quarto_yml:Path, execute=True, jobs=2, cache:
     docs = work/'docs'; docs.mkdir(parents=True)
     (docs/'stylesheets').mkdir()
     (docs/'stylesheets'/'notus.css').write_text(EXTRA_CSS)
-    (docs/'javascripts').mkdir()
-    (docs/'javascripts'/'mathjax.js').write_text(MATHJAX_JS)
     links = _link_mapper(doc_url(), set(names))
     titles = {}
     for nb in nb_list:
@@ -400,6 +416,9 @@ def build_site(out:Path, nbs:Path, quarto_yml:Path, execute=True, jobs=2, cache:
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'NO_MKDOCS_2_WARNING': '1'})
     if r.returncode: raise BuildError(f'mkdocs build failed:\n{r.stdout}\n{r.stderr}')
     if r.stderr.strip(): log(r.stderr.strip())
+    for page in out.rglob('*.html'):          # math rendered at build time (MathML), not by a script from a CDN
+        text = page.read_text()
+        if 'arithmatex' in text: page.write_text(render_math(text))
     if not keep_src: shutil.rmtree(work, ignore_errors=True)
     log(f'site built in {time.time()-t0:.1f}s: {out/"index.html"}')
     return out

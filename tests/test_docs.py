@@ -90,6 +90,40 @@ def test_readme_up_to_date(built):
     cmds = [l.split('#')[0].strip() for b in blocks for l in b.splitlines() if l.split('#')[0].strip()]
     assert cmds == ['bash scripts/demo.sh', 'bash scripts/test.sh']
 
+def _outputs(page:str) -> str:
+    "Text of a page's cell outputs (not of its code)."
+    return '\n'.join(_text(m) for m in re.findall(r'<div class="[^"]*nb-out[^"]*">(.*?)</pre>', page, re.S))
+
+def _pages(built): return {p.name: p.read_text() for p in (built/'site').glob('*.html')}
+
+def test_math_rendered_offline(built):
+    "Formulas are MathML in the page (rendered by the browser), never TeX source, and no page loads a script from a CDN."
+    pages = _pages(built)
+    assert pages['evaluate.html'].count('<math ') >= 3
+    for name, page in pages.items():
+        body = _text(re.sub(r'<(script|math|code|pre)\b.*?</\1>', '', page, flags=re.S))
+        assert not re.search(r'\\\(|\\\[|\$\$|\\pi_', body), f"raw TeX on {name}"
+        assert not re.search(r'<script[^>]+src="https?://', page), f"{name} loads a script from the network"
+
+def test_internal_anchors_resolve(built):
+    "Every link to a page of the site, with or without #anchor, points to a page and an id that exist."
+    pages = _pages(built)
+    ids = {n: set(re.findall(r'\sid="([^"]+)"', p)) for n, p in pages.items()}
+    dead = []
+    for name, page in pages.items():
+        for href in re.findall(r'href="([^"]+)"', page):
+            if re.match(r'^(\w+:|//|/)', href) or not re.match(r'^([\w.-]+\.html)?(#.*)?$', href): continue
+            target, _, anchor = href.partition('#')
+            target = target or name
+            if target not in pages or (anchor and html.unescape(anchor) not in ids[target]): dead.append(f'{name} -> {href}')
+    assert not dead, f"dead internal links: {dead}"
+
+def test_rendered_outputs_are_quiet(built):
+    "Library warnings and datasets' progress lines do not reach the rendered pages."
+    for name, page in _pages(built).items():
+        outs = _outputs(page)
+        assert 'FutureWarning' not in outs and 'Generating train split' not in outs, name
+
 # A small project of its own: plots, show_doc of a documented function, a notebook the sidebar does not list,
 # and a notebook that fails.
 
@@ -107,7 +141,11 @@ def fixture_nbs(tmp_path):
         '#| exec_doc\ndef area(r:float, # the radius\n        )->float:\n    "Area of a circle of radius `r`."\n    return 3.14159*r*r',
         'show_doc(area)',
         'fig, ax = plt.subplots(figsize=(3, 2))\nax.plot([0, 1], [0, 1]);',
-        'print("printed", area(1.0))')
+        'print("printed", area(1.0))',
+        'md:The area is $\\pi r^2$, or\n\n$$A(r) = \\pi r^2.$$',
+        'import sys, warnings\nwarnings.warn("an old API", FutureWarning)\n'
+        'print("Generating train split: 300 examples [00:00, 3512.21 examples/s]", file=sys.stderr)\n'
+        'print("a message for the reader", file=sys.stderr)')
     _nb(nbs/'02_broken.ipynb', 'md:# Broken', 'x = 1', 'raise ValueError("planted failure")')
     _nb(nbs/'zz_extra.ipynb', 'md:# Extra', '1 + 1')
     (tmp_path/'_quarto.yml').write_text(yaml.safe_dump({'website': {'title': 'fixture', 'sidebar': {'contents': [
@@ -132,6 +170,9 @@ def test_plots_show_doc_and_order(fixture_nbs):
     assert len(imgs) == 1 and (t/'site'/imgs[0]).read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
     assert 'printed 3.14159' in _text(page)
     assert re.search(r'<h3 id="area">', page) and 'the radius' in _text(page)
+    assert page.count('<math ') == 2 and 'display="block"' in page and '\\pi' not in page    # MathML, not TeX
+    outs = _outputs(page)
+    assert 'a message for the reader' in outs and 'FutureWarning' not in outs and 'Generating train split' not in outs
     nav = re.search(r'<nav class="md-nav md-nav--primary".*?</nav>\s*</div>', (t/'site'/'index.html').read_text(), re.S).group(0)
     assert list(dict.fromkeys(re.findall(r'href="([\w.-]+\.html)"', nav))) == ['index.html', 'plots.html', 'zz_extra.html']
 
