@@ -6,6 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
+# The docs test looks at every page in a headless browser (Debian's chromium-headless-shell); without one it skips.
+if ! command -v chromium-headless-shell >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium-headless-shell) >/dev/null 2>&1 \
+    || echo "docs: could not install chromium-headless-shell; the browser check will be skipped" >&2
+fi
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false MPLBACKEND=Agg
 if [ -x scripts/argilla.sh ] && [ -z "${ARGILLA_API_URL:-}" ] && [ "${NOTUS_NO_ARGILLA:-0}" != 1 ]; then
   if bash scripts/argilla.sh status >/dev/null 2>&1; then

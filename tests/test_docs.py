@@ -124,6 +124,31 @@ def test_rendered_outputs_are_quiet(built):
         outs = _outputs(page)
         assert 'FutureWarning' not in outs and 'Generating train split' not in outs, name
 
+def _browser():
+    return next((b for b in ('chromium-headless-shell', 'chromium', 'chromium-browser', 'google-chrome') if shutil.which(b)), None)
+
+def test_pages_in_a_browser(built):
+    """Every page rendered by a headless browser (screenshots kept for people to look at): no visible traceback,
+    raw TeX or raw Markdown table in what the reader sees."""
+    b = _browser()
+    if b is None: pytest.skip("no headless Chromium (Debian: apt-get install chromium-headless-shell)")
+    shots = ROOT/'_proc'/'screenshots'; shots.mkdir(parents=True, exist_ok=True)
+    bad = []
+    for page in sorted((built/'site').glob('*.html')):
+        args = [b, '--headless', '--no-sandbox', '--disable-gpu', '--hide-scrollbars', '--window-size=1280,1600']
+        url = page.as_uri()
+        subprocess.run(args + [f'--screenshot={shots/(page.stem + ".png")}', url], capture_output=True, timeout=120)
+        dom = subprocess.run(args + ['--dump-dom', url], capture_output=True, text=True, timeout=120).stdout
+        assert '<body' in dom, f"the browser rendered nothing for {page.name}"
+        seen = _text(re.sub(r'<(script|style|math|code|pre)\b.*?</\1>', ' ', dom, flags=re.S))
+        outs = _outputs(dom)
+        for what, pat, txt in [('a traceback', r'Traceback \(most recent call last\)', outs),
+                               ('raw TeX', r'\\\(|\\\[|\$\$', seen),
+                               ('a raw Markdown table', r'(?m)^\s*\|?\s*:?-{3,}:?\s*\|', seen + '\n' + outs)]:
+            if re.search(pat, txt): bad.append(f'{page.name}: {what}')
+        assert (shots/(page.stem + '.png')).stat().st_size > 10_000, f"blank screenshot of {page.name}"
+    assert not bad, f"pages that show {bad} (screenshots in {shots})"
+
 # A small project of its own: plots, show_doc of a documented function, a notebook the sidebar does not list,
 # and a notebook that fails.
 
