@@ -11,14 +11,19 @@ from contextlib import contextmanager
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['NotusError', 'sweep_temporaries', 'atomic_path', 'atomic_paths', 'check_output', 'shared_data_dir', 'shared_file']
+__all__ = ['NotusError', 'sweep_temporaries', 'atomic_path', 'atomic_paths', 'check_output', 'check_count', 'shared_data_dir',
+           'shared_file']
 
 # %% ../nbs/00_core.ipynb #7d897a1b
 class NotusError(Exception):
     "An error with a one-sentence message for the user (the CLI prints it without a traceback, exit 2)."
 
 # %% ../nbs/00_core.ipynb #03c2221f
-_TMP = re.compile(r'^\.(?P<name>.+)\.notus-(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+$')
+_TMP = re.compile(r'^\.(?P<name>.+)\.notus-(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+(\.[^./]*)?$')
+
+def _temp_name(target:Path, kind:str='tmp')->Path:
+    "A hidden name beside `target` that says which process made it; it keeps the target's suffix for writers that choose a format by suffix."
+    return target.with_name(f'.{target.name}.notus-{kind}-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}')
 
 def _alive(pid:int)->bool:
     try: os.kill(pid, 0)
@@ -30,21 +35,30 @@ def _remove(p:Path):
     if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
     else: p.unlink(missing_ok=True)
 
+def _owner(name:str):
+    "(target name, kind, pids) of a temporary name, following temporaries of temporaries; None for other names."
+    m, pids, kind = _TMP.match(name), [], None
+    if not m: return None
+    while m:
+        name, kind = m['name'], kind or m['kind']
+        pids.append(int(m['pid'])); m = _TMP.match(name)
+    return name, kind, pids
+
 def sweep_temporaries(target:str|Path):
     "Remove temporaries left beside `target` by dead notus processes; restore a folder a killed swap left aside."
     target = Path(target)
     if not target.parent.is_dir(): return
     for p in target.parent.iterdir():
-        m = _TMP.match(p.name)
-        if not m or m['name'] != target.name or _alive(int(m['pid'])): continue
-        if m['kind'] == 'old' and not target.exists(): os.rename(p, target)
+        o = _owner(p.name)
+        if o is None or o[0] != target.name or any(_alive(pid) for pid in o[2]): continue
+        if o[1] == 'old' and not target.exists(): os.rename(p, target)
         else: _remove(p)
 
 # %% ../nbs/00_core.ipynb #eb211735
 def _swap_dir(tmp:Path, target:Path):
     "Put folder `tmp` in the place of `target` (two renames; a killed swap is undone by `sweep_temporaries`)."
     if not target.exists(): os.rename(tmp, target); return
-    old = target.with_name(f'.{target.name}.notus-old-{os.getpid()}-{secrets.token_hex(4)}')
+    old = _temp_name(target, 'old')
     os.rename(target, old); os.rename(tmp, target); _remove(old)
 
 @contextmanager
@@ -56,7 +70,7 @@ def atomic_path(
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_temporaries(target)
-    tmp = target.with_name(f'.{target.name}.notus-tmp-{os.getpid()}-{secrets.token_hex(4)}')
+    tmp = _temp_name(target)
     if is_dir: tmp.mkdir()
     try:
         yield tmp
@@ -114,6 +128,20 @@ def check_output(
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise NotusError(f"cannot write the {what} {path}: {parent} is not a writable folder.")
     return p
+
+# %% ../nbs/00_core.ipynb #6b633969
+def check_count(
+    value,                  # the value the user gave (None passes when `optional`)
+    what:str,               # the option's name, for the message (e.g. '--batch-size')
+    minimum:int=1,          # smallest allowed value
+    optional:bool=True,     # None means "not given" and is accepted
+)->int|None:
+    "Refuse a count that is not a whole number >= `minimum`; return it as an `int`."
+    if value is None and optional: return None
+    try: ok = float(value) == int(value) and not isinstance(value, bool)
+    except (TypeError, ValueError, OverflowError): ok = False
+    if not ok or int(value) < minimum: raise NotusError(f"{what} must be a whole number >= {minimum}, got {value!r}.")
+    return int(value)
 
 # %% ../nbs/00_core.ipynb #6d8f83a7
 def shared_data_dir()->Path|None:
