@@ -1,4 +1,4 @@
-"""Remove TruthfulQA prompts, benchmark contamination, duplicates, empty and identical responses, with a full account of every dropped pair.
+"""Drop empty, identical and tied pairs, TruthfulQA prompts, benchmark contamination and duplicates, from pairs in any layout, with a full account of every dropped pair.
 
 Docs: https://notus-dev.github.io/notus/clean.html.md"""
 
@@ -6,15 +6,17 @@ Docs: https://notus-dev.github.io/notus/clean.html.md"""
 
 # %% ../nbs/04_clean.ipynb #053462b4
 from __future__ import annotations
-import json, re, unicodedata, zlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import NotusError, arrow_table
+from .core import NotusError
+from .pairs import message_text
 
 # %% auto #0
-__all__ = ['StepReport', 'CleanReport', 'pair_texts', 'drop_sources', 'normalize', 'ngrams', 'load_benchmark_prompts',
-           'decontaminate', 'near_duplicate_groups', 'dedupe', 'drop_degenerate', 'clean_pairs']
+__all__ = ['STEPS', 'StepReport', 'CleanReport', 'user_text', 'normalize_texts', 'normalize', 'drop_degenerate', 'tie_mask',
+           'drop_ties', 'contamination', 'load_benchmark_prompts', 'decontaminate', 'drop_sources',
+           'near_duplicate_groups', 'dedupe', 'clean_pairs']
 
 # %% ../nbs/04_clean.ipynb #6eb296f2
 @dataclass
@@ -24,165 +26,378 @@ class StepReport:
     rows_in:int
     rows_out:int
     dropped:dict=field(default_factory=dict)     # reason -> list of prompt ids (one per dropped pair)
+    note:str=''                                  # how the step worked on these pairs (e.g. which columns it used)
     @property
     def counts(self): return {k: len(v) for k, v in self.dropped.items()}
     def check(self):
         assert self.rows_in == self.rows_out + sum(self.counts.values()), (self.step, self.rows_in, self.rows_out, self.counts)
         return self
+    def to_dict(self):
+        d = {'step': self.step, 'rows_in': self.rows_in, 'rows_out': self.rows_out, 'dropped_by_reason': self.counts}
+        return d | ({'note': self.note} if self.note else {})
 
 @dataclass
 class CleanReport:
-    "All steps of `clean_pairs`, in order."
+    "All steps of `clean_pairs`, in order, and the steps skipped (step -> why)."
+    rows_in:int=0
     steps:list=field(default_factory=list)
+    skipped:dict=field(default_factory=dict)
+    layout:str|None=None                         # the pairs layout the input was read as
     @property
-    def rows_in(self): return self.steps[0].rows_in if self.steps else 0
-    @property
-    def rows_out(self): return self.steps[-1].rows_out if self.steps else 0
+    def rows_out(self): return self.steps[-1].rows_out if self.steps else self.rows_in
     @property
     def counts(self):
         out = {}
         for s in self.steps:
             for k, v in s.counts.items(): out[k] = out.get(k, 0) + v
         return out
+    def check(self):
+        "Every step adds up, each step starts where the previous one ended, and in = out + dropped overall."
+        prev = self.rows_in
+        for s in self.steps:
+            s.check(); assert s.rows_in == prev, (s.step, s.rows_in, prev); prev = s.rows_out
+        assert self.rows_in == self.rows_out + sum(self.counts.values())
+        return self
     def dropped_ids(self, reason:str|None=None)->list:
         "Prompt ids dropped (for one reason, or all)."
         return [i for s in self.steps for k, v in s.dropped.items() if reason in (None, k) for i in v]
     def to_dict(self, ids:bool=False):
-        d = {'rows_in': self.rows_in, 'rows_out': self.rows_out, 'dropped_by_reason': self.counts,
-             'steps': [{'step': s.step, 'rows_in': s.rows_in, 'rows_out': s.rows_out, 'dropped_by_reason': s.counts} for s in self.steps]}
+        d = {'layout': self.layout, 'rows_in': self.rows_in, 'rows_out': self.rows_out, 'dropped_by_reason': self.counts,
+             'steps': [s.to_dict() for s in self.steps], 'skipped': dict(self.skipped)}
         if ids: d['dropped_prompt_ids'] = {k: self.dropped_ids(k) for k in self.counts}
         return d
     def __str__(self):
-        lines = [f"clean: {self.rows_in} pairs in, {self.rows_out} out"]
-        lines += [f"  {s.step}: {s.rows_in} -> {s.rows_out}" + ''.join(f" ({k}: {v})" for k, v in s.counts.items()) for s in self.steps]
+        lines = [f"clean: {self.rows_in} pairs in, {self.rows_out} out" + (f" (layout {self.layout})" if self.layout else '')]
+        lines += [f"  {s.step}: {s.rows_in} -> {s.rows_out}" + ''.join(f" ({k}: {v})" for k, v in s.counts.items())
+                  + (f" [{s.note}]" if s.note else '') for s in self.steps]
+        lines += [f"  {k}: skipped, {why}" for k, why in self.skipped.items()]
         return '\n'.join(lines)
 
-def _apply(pairs, step, reasons:dict)->tuple:
-    "Drop the pairs flagged in `reasons` (reason -> bool mask, first reason wins); return (pairs, StepReport)."
-    n = len(pairs); drop = np.zeros(n, bool); ids = np.asarray(pairs['prompt_id'], object)
-    rep = StepReport(step, n, 0)
+# %% ../nbs/04_clean.ipynb #2f6b0c11
+def _table(pairs)->pa.Table:
+    "The Arrow table of `pairs` (a `pyarrow.Table` or a `datasets.Dataset`)."
+    from notus.data import arrow_table
+    if not isinstance(pairs, pa.Table) and not hasattr(pairs, 'data'):
+        raise NotusError(f"clean steps take a datasets.Dataset or pyarrow.Table of pairs, not {type(pairs).__name__}.")
+    t = arrow_table(pairs)
+    if 'prompt_id' not in t.column_names: raise NotusError("the pairs have no prompt_id column; read them with notus.pairs.read_pairs first.")
+    return t
+
+def _like(pairs, table:pa.Table):
+    "`table` in the type of `pairs`: a table stays a table, anything else becomes a `datasets.Dataset`."
+    if isinstance(pairs, pa.Table): return table
+    import datasets
+    return datasets.Dataset(table)
+
+def _apply(table:pa.Table, step:str, reasons:dict, note:str='')->tuple:
+    "Filter `table` by the masks in `reasons` (reason -> bool per row, first reason wins); return (table, StepReport)."
+    n = table.num_rows; drop = np.zeros(n, bool)
+    rep = StepReport(step, n, 0, note=note)
+    ids = table.column('prompt_id')
     for reason, mask in reasons.items():
         new = np.asarray(mask, bool) & ~drop
-        if new.any(): rep.dropped[reason] = ids[new].tolist()
+        if new.any(): rep.dropped[reason] = [str(i) for i in ids.filter(pa.array(new)).to_pylist()]
         drop |= new
-    rep.rows_out = int((~drop).sum())
-    kept = pairs if not drop.any() else pairs.select(np.flatnonzero(~drop)).flatten_indices()
-    return kept, rep.check()
+    rep.rows_out = int(n - drop.sum())
+    return (table.filter(pa.array(~drop)) if drop.any() else table), rep.check()
 
 # %% ../nbs/04_clean.ipynb #c0a866f7
-def _turn_text(col, last=False):
-    "Content of the first (or last) message of each row of a list<struct<content, role>> column."
+def user_text(
+    col:pa.Array|pa.ChunkedArray, # a list<struct<content, role>> column (a plain string column is returned as is)
+)->pa.Array:
+    "The user turns of each row's messages, joined by newlines ('' for a row without user turns)."
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-    n = pc.list_value_length(col)
-    idx = pc.subtract(n, 1) if last else pa.array(np.zeros(len(col), np.int64))
+    if pa.types.is_string(col.type) or pa.types.is_large_string(col.type): return pc.fill_null(col, '')
     flat = pc.list_flatten(col)
-    starts = col.offsets.to_numpy()[:-1]
-    lens = pc.fill_null(n, 0).to_numpy(zero_copy_only=False)
-    take = starts + np.asarray(idx.to_numpy(zero_copy_only=False) if hasattr(idx, 'to_numpy') else idx, np.int64)
-    texts = pc.struct_field(pc.take(flat, pa.array(np.where(lens > 0, take, 0))), 'content').to_numpy(zero_copy_only=False) if len(flat) else np.full(len(col), None, object)
-    return np.where(lens > 0, texts, None)   # an empty message list has no text (never a neighbour's)
-
-def pair_texts(pairs)->pd.DataFrame:
-    "prompt_id, prompt, chosen and rejected as plain strings, one row per pair."
-    t = arrow_table(pairs)
-    return pd.DataFrame({'prompt_id': t.column('prompt_id').to_numpy(), 'prompt': _turn_text(t.column('prompt')),
-                         'chosen': _turn_text(t.column('chosen'), last=True), 'rejected': _turn_text(t.column('rejected'), last=True)})
-
-# %% ../nbs/04_clean.ipynb #e90969a3
-def drop_sources(pairs, sources:list|tuple=('truthful_qa',))->tuple:
-    "Drop pairs whose `source` is one of `sources` (default: TruthfulQA)."
-    src = np.asarray(pairs['source'], object)
-    return _apply(pairs, 'drop_sources', {f'source_{s}': src == s for s in sources})
+    parents = pc.list_parent_indices(col).to_numpy()
+    user = pc.fill_null(pc.equal(pc.struct_field(flat, 'role'), 'user'), False).to_numpy(zero_copy_only=False)
+    content = pc.fill_null(pc.struct_field(flat, 'content'), '').filter(pa.array(user))
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(parents[user], minlength=len(col)))]).astype(np.int32)
+    return pc.binary_join(pa.ListArray.from_arrays(pa.array(offsets), content), '\n')
 
 # %% ../nbs/04_clean.ipynb #ad7ef477
-def normalize(text:str)->str:
-    "Lowercase, strip accents and punctuation, collapse whitespace."
-    t = unicodedata.normalize('NFKD', text or '').encode('ascii', 'ignore').decode() if text and text.isascii() is False else (text or '')
-    t = re.sub(r'[^\w\s]', ' ', t.lower())
-    return re.sub(r'\s+', ' ', t).strip()
+def normalize_texts(texts)->pa.Array:
+    "Normalise an array of strings: lowercase, no accents, punctuation to spaces (apostrophes dropped), single spaces."
+    t = pa.array(texts, pa.string()) if not isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts
+    t = pc.fill_null(t, '')
+    t = pc.replace_substring_regex(pc.utf8_normalize(t, 'NFKD'), r'\p{Mn}+', '')
+    t = pc.replace_substring_regex(pc.utf8_lower(t), r"['’`´]", '')
+    return pc.utf8_trim_whitespace(pc.replace_substring_regex(t, r'[^\p{L}\p{N}]+', ' '))
 
-def ngrams(text:str, n:int=8)->set:
-    "Word n-grams of the normalised text (the whole text if it has fewer than `n` words)."
-    w = normalize(text).split()
-    if len(w) < n: return {' '.join(w)} if w else set()
-    return {' '.join(w[i:i + n]) for i in range(len(w) - n + 1)}
+def normalize(text:str)->str:
+    "Lowercase, strip accents and punctuation, collapse whitespace (one string)."
+    return normalize_texts([text])[0].as_py()
+
+# %% ../nbs/04_clean.ipynb #9a0c4d3e
+_M1, _M2 = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xBF58476D1CE4E5B9)
+
+def _mix(h:np.ndarray)->np.ndarray:
+    "Finalise 64-bit hashes (splitmix64), so that their bits are uniform."
+    with np.errstate(over='ignore'):
+        h = (h ^ (h >> np.uint64(30))) * _M2
+        return h ^ (h >> np.uint64(31))
+
+def _word_ids(*texts)->list:
+    "For each array of texts: (word ids, row offsets) of its normalised words; ids are shared by all the arrays."
+    lists = [pc.utf8_split_whitespace(normalize_texts(t)) for t in texts]
+    words = [pc.list_flatten(l) for l in lists]
+    ids = pc.dictionary_encode(pa.chunked_array(words, pa.string())).combine_chunks().indices.to_numpy().astype(np.uint64)
+    out, start = [], 0
+    for l, w in zip(lists, words):
+        wid, start = ids[start:start + len(w)], start + len(w)
+        keep = pc.not_equal(w, '').to_numpy(zero_copy_only=False)   # '' splits into [''], a text with no words
+        rows = pc.list_parent_indices(l).to_numpy()[keep]
+        out.append((wid[keep], np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(l)))]).astype(np.int64)))
+    return out
+
+def _grams(ids:np.ndarray, offsets:np.ndarray, sizes)->dict:
+    "size -> (rows, hashes) of every word n-gram of that size (rows in order)."
+    lens = np.diff(offsets); rows = np.repeat(np.arange(len(lens)), lens)
+    pos = np.arange(len(ids)) - offsets[:-1][rows]
+    h, out = np.zeros(len(ids), np.uint64), {}
+    with np.errstate(over='ignore'):
+        for k in range(1, max(sizes, default=0) + 1):
+            m = max(len(ids) - k + 1, 0)
+            h[:m] = h[:m] * _M1 + ids[k - 1:k - 1 + m] + np.uint64(1)
+            if k in sizes:
+                ok = pos <= lens[rows] - k
+                out[k] = (rows[ok], _mix(h[ok] + np.uint64(k)))
+    return out
+
+def _whole(texts)->np.ndarray:
+    "64-bit hash of each text's normalised form (equal hashes: equal texts after `normalize`)."
+    return pd.util.hash_array(normalize_texts(texts).to_numpy(zero_copy_only=False).astype(object))
+
+# %% ../nbs/04_clean.ipynb #112c4bc4
+def _answer(t:pa.Table, col:str)->pa.Array:
+    "Text of the last message of `chosen` or `rejected` (null for a pair without one)."
+    return pa.array(message_text(t.column(col), 'last'), pa.string())
+
+def drop_degenerate(
+    pairs,                  # preference pairs (`datasets.Dataset` or `pyarrow.Table`, internal layout)
+    keep_empty:bool=False,  # keep pairs with an empty chosen or rejected answer
+)->tuple:
+    "Drop pairs with an empty chosen/rejected answer (`empty_chosen`, `empty_rejected`) or chosen == rejected (`identical_responses`)."
+    t = _table(pairs)
+    ch, rj = [pc.utf8_trim_whitespace(pc.fill_null(_answer(t, c), '')) for c in ('chosen', 'rejected')]
+    reasons = {} if keep_empty else {'empty_chosen': pc.equal(ch, '').to_numpy(zero_copy_only=False),
+                                     'empty_rejected': pc.equal(rj, '').to_numpy(zero_copy_only=False)}
+    squash = lambda a: pc.replace_substring_regex(a, r'\s+', ' ')
+    reasons['identical_responses'] = pc.equal(squash(ch), squash(rj)).to_numpy(zero_copy_only=False)
+    kept, rep = _apply(t, 'drop_degenerate', reasons, note='empty answers kept' if keep_empty else '')
+    return _like(pairs, kept), rep
+
+# %% ../nbs/04_clean.ipynb #6f21a9c8
+def _equal(t:pa.Table, a:str, b:str)->np.ndarray:
+    return pc.fill_null(pc.equal(pc.cast(t.column(a), pa.float64()), pc.cast(t.column(b), pa.float64())), False).to_numpy(zero_copy_only=False)
+
+def tie_mask(pairs)->np.ndarray|None:
+    "True where chosen and rejected have the same rating (or score, for `overall_score` pairs); None if the pairs have neither."
+    t = _table(pairs); cols = set(t.column_names)
+    rating = _equal(t, 'chosen_rating', 'rejected_rating') if {'chosen_rating', 'rejected_rating'} <= cols else None
+    score = _equal(t, 'chosen_score', 'rejected_score') if {'chosen_score', 'rejected_score'} <= cols else None
+    if rating is None or score is None: return rating if score is None else score
+    by_score = pc.fill_null(pc.equal(t.column('strategy'), 'overall_score'), False).to_numpy(zero_copy_only=False) if 'strategy' in cols else False
+    return np.where(by_score, score, rating)
+
+def drop_ties(
+    pairs, # preference pairs with `chosen_rating`/`rejected_rating` or `chosen_score`/`rejected_score`
+)->tuple:
+    "Drop pairs whose chosen and rejected answers are rated the same (`tie`)."
+    mask = tie_mask(pairs)
+    if mask is None: raise NotusError("the pairs have no chosen/rejected rating or score columns, so ties cannot be told.")
+    kept, rep = _apply(_table(pairs), 'drop_ties', {'tie': mask})
+    return _like(pairs, kept), rep
+
+# %% ../nbs/04_clean.ipynb #7a3f6c21
+def _unique_pairs(rows:np.ndarray, hs:np.ndarray)->tuple:
+    "Distinct (row, hash) couples, sorted by row then hash."
+    if len(rows) == 0: return rows, hs
+    o = np.lexsort((hs, rows)); rows, hs = rows[o], hs[o]
+    keep = np.concatenate([[True], (rows[1:] != rows[:-1]) | (hs[1:] != hs[:-1])])
+    return rows[keep], hs[keep]
+
+def _expand(starts:np.ndarray, counts:np.ndarray)->np.ndarray:
+    "Concatenated ranges `starts[i] : starts[i] + counts[i]`."
+    ends = np.cumsum(counts)
+    return np.repeat(starts - ends + counts, counts) + np.arange(ends[-1] if len(ends) else 0)
+
+def contamination(
+    prompts,             # prompts (an Arrow array or list of strings)
+    benchmark:list,      # benchmark prompts
+    n:int=8,             # n-gram length in words
+    min_words:int=4,     # benchmark prompts shorter than this match only a prompt equal to them (after normalising)
+)->tuple:
+    "For each prompt: the largest share of one benchmark prompt's n-grams it contains, and that benchmark prompt's index (-1)."
+    prompts = prompts if isinstance(prompts, (pa.Array, pa.ChunkedArray)) else pa.array(list(prompts), pa.string())
+    bench = pa.array([str(b) for b in benchmark], pa.string())
+    best, which = np.zeros(len(prompts)), np.full(len(prompts), -1)
+    if len(bench) == 0 or len(prompts) == 0: return best, which
+    (pi, po), (bi, bo) = _word_ids(prompts, bench)
+    blen, plen = np.diff(bo), np.diff(po)
+    short = np.flatnonzero((blen > 0) & (blen < min_words))
+    if len(short):                                       # very short benchmark prompts: whole-text equality
+        bw = _whole(bench.take(pa.array(short))); o = np.argsort(bw); bw, short = bw[o], short[o]
+        pos = np.searchsorted(bw, pw := _whole(prompts)).clip(max=len(bw) - 1)
+        hit = (bw[pos] == pw) & (plen > 0)
+        best[hit], which[hit] = 1.0, short[pos[hit]]
+    sizes = {n} | set(blen[(blen >= min_words) & (blen < n)].tolist())
+    bg, pg = _grams(bi, bo, sizes), _grams(pi, po, sizes)
+    for k in sorted(sizes):
+        br, bh = bg[k]
+        if k < n: br, bh = br[blen[br] == k], bh[blen[br] == k]      # a short benchmark prompt, whole
+        br, bh = _unique_pairs(br, bh)
+        if not len(bh): continue
+        total = np.bincount(br, minlength=len(bench))
+        pr, ph = pg[k]; m = np.isin(ph, bh); pr, ph = _unique_pairs(pr[m], ph[m])
+        o = np.argsort(bh, kind='stable'); sh, sb = bh[o], br[o]
+        lo = np.searchsorted(sh, ph, 'left'); cnt = np.searchsorted(sh, ph, 'right') - lo
+        key = np.repeat(pr, cnt).astype(np.int64) * len(bench) + sb[_expand(lo, cnt)]
+        uk, c = np.unique(key, return_counts=True)
+        p_, b_ = uk // len(bench), uk % len(bench); share = c / total[b_]
+        o = np.lexsort((-share, p_)); first = np.concatenate([[True], p_[o][1:] != p_[o][:-1]]) if len(o) else o.astype(bool)
+        p1, s1, b1 = p_[o][first], share[o][first], b_[o][first]
+        better = s1 > best[p1]; best[p1[better]], which[p1[better]] = s1[better], b1[better]
+    return best, which
 
 # %% ../nbs/04_clean.ipynb #c0aabd04
 def load_benchmark_prompts(path:str|Path)->list:
     "Prompts from a benchmark file: AlpacaEval JSON, MT-Bench JSONL, TruthfulQA CSV/Parquet, or plain text."
     p = Path(path)
-    if not p.exists(): raise NotusError(f"{p}: no such benchmark file.")
+    if not p.is_file(): raise NotusError(f"{p}: no such benchmark file.")
     suf = p.suffix.lower()
     def pick(d):
+        if not isinstance(d, dict): return []
         for k in ('instruction', 'question', 'prompt', 'Question'):
-            if k in d and isinstance(d[k], str): return [d[k]]
-        if isinstance(d.get('turns'), list): return [t for t in d['turns'] if isinstance(t, str)]
-        return []
+            if isinstance(d.get(k), str): return [d[k]]
+        return [t for t in d['turns'] if isinstance(t, str)] if isinstance(d.get('turns'), list) else []
     try:
         if suf == '.json':
             data = json.loads(p.read_text(encoding='utf-8'))
-            return [x for d in (data if isinstance(data, list) else [data]) if isinstance(d, dict) for x in pick(d)]
+            return [x for d in (data if isinstance(data, list) else [data]) for x in pick(d)]
         if suf == '.jsonl':
             return [x for l in p.read_text(encoding='utf-8').splitlines() if l.strip() for x in pick(json.loads(l))]
         if suf in ('.csv', '.parquet'):
             df = pd.read_csv(p) if suf == '.csv' else pd.read_parquet(p)
-            col = next((c for c in ('question', 'Question', 'instruction', 'prompt') if c in df.columns), None)
-            if col is None: raise NotusError(f"{p} has no question/instruction/prompt column.")
+            col = next((c for c in ('Question', 'question', 'instruction', 'prompt') if c in df.columns), None)
+            if col is None: raise NotusError(f"{p} has no Question/question/instruction/prompt column.")
             return df[col].dropna().astype(str).tolist()
         return [l for l in p.read_text(encoding='utf-8').splitlines() if l.strip()]
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise NotusError(f"{p} is not a readable benchmark file ({type(e).__name__}).")
+    except (ValueError, UnicodeDecodeError, pa.ArrowException) as e:   # JSON, CSV and Parquet parse errors
+        raise NotusError(f"{p} is not a readable benchmark file ({type(e).__name__}); give AlpacaEval JSON, MT-Bench JSONL, a TruthfulQA CSV or one prompt a line.") from None
 
 # %% ../nbs/04_clean.ipynb #2c246c67
+def _prompt_codes(t:pa.Table)->tuple:
+    "Distinct user texts of the prompts and, per pair, the index of its text."
+    enc = pc.dictionary_encode(user_text(t.column('prompt')))
+    return enc.dictionary, enc.indices.to_numpy(zero_copy_only=False)
+
+def _benchmark_lists(benchmarks)->dict:
+    "{name: list of prompts} from a list, or a dict of lists or file paths."
+    if not isinstance(benchmarks, dict): benchmarks = {'benchmark': benchmarks}
+    return {name: load_benchmark_prompts(src) if isinstance(src, (str, Path)) else list(src) for name, src in benchmarks.items()}
+
 def decontaminate(
     pairs,                      # preference pairs
     benchmarks:dict|list,       # benchmark prompts: a list, or {name: list of prompts or a file path}
     n:int=8,                    # n-gram length in words
-    min_overlap:float=0.5,      # share of a prompt's n-grams found in a benchmark that makes it contaminated
+    min_containment:float=0.8,  # share of a benchmark prompt's n-grams found in a prompt that makes it contaminated
+    min_words:int=4,            # benchmark prompts shorter than this must equal the prompt
 )->tuple:
-    "Drop pairs whose prompt overlaps a benchmark prompt (word n-grams); reason `contaminated_<benchmark>`."
-    if not 0 < min_overlap <= 1: raise NotusError(f"min_overlap must be in (0, 1], got {min_overlap}.")
-    if not isinstance(benchmarks, dict): benchmarks = {'benchmark': benchmarks}
-    prompts = pair_texts(pairs).prompt
-    uniq = pd.unique(prompts)
-    grams = {p: ngrams(p, n) for p in uniq}
-    reasons = {}
-    for name, src in benchmarks.items():
-        bench = load_benchmark_prompts(src) if isinstance(src, (str, Path)) else list(src)
-        index = set().union(*(ngrams(b, n) for b in bench)) if bench else set()
-        bad = {p for p, g in grams.items() if g and len(g & index) / len(g) >= min_overlap}
-        reasons[f'contaminated_{name}'] = prompts.isin(bad).to_numpy()
-    return _apply(pairs, 'decontaminate', reasons)
+    "Drop pairs whose user turns contain a benchmark prompt (see `contamination`); reason `contaminated_<benchmark>`."
+    if not 0 < min_containment <= 1: raise NotusError(f"min_containment must be in (0, 1], got {min_containment}.")
+    if n < 1: raise NotusError(f"n must be a positive number of words, got {n}.")
+    t = _table(pairs); texts, codes = _prompt_codes(t)
+    lists = _benchmark_lists(benchmarks)
+    names = np.array([name for name, b in lists.items() for _ in b], object)
+    share, which = contamination(texts, [p for b in lists.values() for p in b], n, min_words)
+    hit = share >= min_containment
+    reasons = {f'contaminated_{name}': (hit & (names[which] == name) if len(names) else hit)[codes] for name in lists}
+    kept, rep = _apply(t, 'decontaminate', reasons, note=f"{len(names)} benchmark prompts, {n}-grams, containment >= {min_containment}")
+    return _like(pairs, kept), rep
+
+# %% ../nbs/04_clean.ipynb #e90969a3
+def drop_sources(
+    pairs,                                  # preference pairs
+    sources:list|tuple=('truthful_qa',),    # values of the `source` column to drop
+    truthfulqa:str|Path|list|None=None,     # TruthfulQA questions (CSV path, e.g. the benchmark's `TruthfulQA.csv`, or a list)
+    n:int=8,                                # n-gram length for question matching
+    min_containment:float=0.8,              # containment that counts as a match (see `contamination`)
+)->tuple:
+    "Drop pairs whose `source` is one of `sources` and, if given, pairs whose prompt contains a TruthfulQA question."
+    t = _table(pairs); has_src = 'source' in t.column_names
+    if not has_src and truthfulqa is None:
+        raise NotusError("the pairs have no source column; pass the TruthfulQA questions (truthfulqa=path of TruthfulQA.csv) to match prompts instead.")
+    reasons, notes = {}, []
+    if has_src:
+        src = t.column('source')
+        for s in sources: reasons[f'source_{s}'] = pc.fill_null(pc.equal(src, s), False).to_numpy(zero_copy_only=False)
+    if truthfulqa is not None:
+        qs = load_benchmark_prompts(truthfulqa) if isinstance(truthfulqa, (str, Path)) else list(truthfulqa)
+        texts, codes = _prompt_codes(t)
+        reasons['truthfulqa_question'] = (contamination(texts, qs, n)[0] >= min_containment)[codes]
+        notes.append(f"prompts matched against {len(qs)} TruthfulQA questions")
+    kept, rep = _apply(t, 'drop_sources', reasons, note='; '.join(notes))
+    return _like(pairs, kept), rep
 
 # %% ../nbs/04_clean.ipynb #034a6ae5
-_P = np.uint64(4294967311)   # a prime above 2**32
+def _shingles(texts, k:int=3)->tuple:
+    "Distinct (row, hash) of each text's k-word shingles, sorted by row; a text of fewer words is one shingle."
+    texts = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(list(texts), pa.string())
+    (ids, off), = _word_ids(texts)
+    rows, hs = _grams(ids, off, {k})[k]
+    short = np.flatnonzero(np.diff(off) < k)
+    rows, hs = np.concatenate([rows, short]), np.concatenate([hs, _whole(texts.take(pa.array(short)))])
+    return _unique_pairs(rows, hs)
 
-def _shingles(text, k=3):
-    w = normalize(text).split()
-    sh = {' '.join(w[i:i + k]) for i in range(max(1, len(w) - k + 1))} if w else {''}
-    return np.array(sorted(zlib.crc32(s.encode()) for s in sh), np.uint64)
+def _jaccard(rows:np.ndarray, hs:np.ndarray, starts:np.ndarray, sizes:np.ndarray, i:np.ndarray, j:np.ndarray)->np.ndarray:
+    "Exact Jaccard similarity of the shingle sets of texts i[c] and j[c], for every couple c at once."
+    if not len(i): return np.zeros(0)
+    couple = np.concatenate([np.repeat(np.arange(len(i)), sizes[i]), np.repeat(np.arange(len(j)), sizes[j])])
+    h = np.concatenate([hs[_expand(starts[i], sizes[i])], hs[_expand(starts[j], sizes[j])]])
+    o = np.lexsort((h, couple)); couple, h = couple[o], h[o]
+    both = (couple[1:] == couple[:-1]) & (h[1:] == h[:-1])
+    inter = np.bincount(couple[1:][both], minlength=len(i))
+    return inter / (sizes[i] + sizes[j] - inter)
 
-def near_duplicate_groups(texts:list, threshold:float=0.9, num_perm:int=64, bands:int=16, seed:int=0)->np.ndarray:
-    "Group id per text: texts whose 3-word-shingle Jaccard ≥ `threshold` (MinHash + LSH, verified) share a group."
+def _components(n:int, i:np.ndarray, j:np.ndarray)->np.ndarray:
+    "Smallest index of each node's connected component, for the graph of edges (i, j)."
+    lab = np.arange(n)
+    while True:
+        new = lab.copy(); low = np.minimum(lab[i], lab[j])
+        np.minimum.at(new, i, low); np.minimum.at(new, j, low)
+        while not np.array_equal(new[new], new): new = new[new]
+        if np.array_equal(new, lab): return lab
+        lab = new
+
+def near_duplicate_groups(
+    texts,                  # texts (a list or an Arrow string array)
+    threshold:float=0.9,    # Jaccard similarity of 3-word shingle sets that makes two texts near-duplicates
+    num_perm:int=64,        # MinHash signature length
+    bands:int=16,           # LSH bands (num_perm // bands rows each)
+    seed:int=0,             # seed of the hash functions
+)->np.ndarray:
+    "Group of each text (the index of its group's first text): texts whose Jaccard >= `threshold` (MinHash + LSH, verified) share one."
+    rows, hs = _shingles(texts)
+    n = len(texts); sizes = np.bincount(rows, minlength=n); starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    if n < 2: return np.arange(n)
     rng = np.random.default_rng(seed)
-    a = rng.integers(1, 2**32 - 1, num_perm, dtype=np.uint64); b = rng.integers(0, 2**32 - 1, num_perm, dtype=np.uint64)
-    sh = [_shingles(t) for t in texts]
-    sig = np.stack([((s[:, None] * a + b) % _P).min(0) for s in sh]) if sh else np.zeros((0, num_perm), np.uint64)
-    parent = np.arange(len(texts))
-    def find(i):
-        while parent[i] != i: parent[i] = parent[parent[i]]; i = parent[i]
-        return i
-    r = num_perm // bands
-    sets = [set(s.tolist()) for s in sh]
-    for bnd in range(bands):
-        buckets = {}
-        for i, key in enumerate(map(bytes, sig[:, bnd * r:(bnd + 1) * r])): buckets.setdefault(key, []).append(i)
-        for members in buckets.values():
-            for j in members[1:]:
-                i = members[0]; ri, rj = find(i), find(j)
-                if ri == rj: continue
-                if len(sets[i] & sets[j]) / len(sets[i] | sets[j]) >= threshold: parent[max(ri, rj)] = min(ri, rj)
-    return np.array([find(i) for i in range(len(texts))])
+    a = rng.integers(1, 2**63, num_perm, dtype=np.uint64) | np.uint64(1); b = rng.integers(0, 2**63, num_perm, dtype=np.uint64)
+    sig = np.empty((n, num_perm), np.uint64)
+    with np.errstate(over='ignore'):
+        for p in range(num_perm): sig[:, p] = np.minimum.reduceat((hs * a[p] + b[p]) >> np.uint64(32), starts)
+    r, idx, cand = num_perm // bands, np.arange(n), []
+    for band in range(bands):
+        key = np.zeros(n, np.uint64)
+        with np.errstate(over='ignore'):
+            for c in range(band * r, (band + 1) * r): key = _mix(key * _M1 + sig[:, c])
+        _, inv = np.unique(key, return_inverse=True)
+        first = np.full(inv.max() + 1, n); np.minimum.at(first, inv, idx)
+        rep = first[inv]; m = rep != idx
+        cand.append(rep[m] * n + idx[m])
+    cand = np.unique(np.concatenate(cand)); i, j = cand // n, cand % n
+    ok = _jaccard(rows, hs, starts, sizes, i, j) >= threshold
+    return _components(n, i[ok], j[ok])
 
 # %% ../nbs/04_clean.ipynb #36577a4d
 def dedupe(
@@ -190,42 +405,78 @@ def dedupe(
     near:bool=True,         # also drop near-duplicates (MinHash/LSH on word shingles)
     threshold:float=0.9,    # Jaccard similarity that makes two prompts near-duplicates
 )->tuple:
-    "Keep the first occurrence of each prompt; drop later exact (`duplicate_prompt`) and near (`near_duplicate_prompt`) ones."
-    t = pair_texts(pairs)
-    norm = t.prompt.map(normalize)
-    multi = np.asarray(pairs['strategy'], object) == 'all_pairs' if 'strategy' in pairs.column_names else np.zeros(len(t), bool)
-    texts = np.where(multi, '\x00' + t.chosen.fillna('') + '\x00' + t.rejected.fillna(''), '')
-    exact = pd.Series(norm + texts).duplicated().to_numpy()
-    reasons = {'duplicate_prompt': exact}
+    "Keep the first occurrence of each prompt (user turns); drop later exact (`duplicate_prompt`) and near (`near_duplicate_prompt`) ones."
+    t = _table(pairs)
+    enc = pc.dictionary_encode(normalize_texts(user_text(t.column('prompt'))))
+    key = pd.DataFrame({'prompt': enc.indices.to_numpy(zero_copy_only=False)})
+    if 'strategy' in t.column_names:   # several pairs per prompt: the answers are part of what repeats
+        multi = pc.fill_null(pc.equal(t.column('strategy'), 'all_pairs'), False).to_numpy(zero_copy_only=False)
+        if multi.any():
+            for c in ('chosen', 'rejected'):
+                key[c] = np.where(multi, pc.dictionary_encode(pc.fill_null(_answer(t, c), '')).indices.to_numpy(zero_copy_only=False), -1)
+    reasons = {'duplicate_prompt': key.duplicated().to_numpy()}
     if near:
-        uniq = pd.unique(norm)
-        grp = dict(zip(uniq, near_duplicate_groups(list(uniq), threshold)))
-        reasons['near_duplicate_prompt'] = pd.Series(norm.map(grp).astype(str) + texts).duplicated().to_numpy()
-    return _apply(pairs, 'dedupe', reasons)
-
-# %% ../nbs/04_clean.ipynb #112c4bc4
-def drop_degenerate(pairs)->tuple:
-    "Drop pairs with an empty chosen or rejected response (`empty_response`) or chosen == rejected (`identical_responses`)."
-    t = pair_texts(pairs)
-    ch, rj = t.chosen.fillna('').str.strip(), t.rejected.fillna('').str.strip()
-    return _apply(pairs, 'drop_degenerate', {'empty_response': ((ch == '') | (rj == '')).to_numpy(),
-                                             'identical_responses': (ch.str.split().str.join(' ') == rj.str.split().str.join(' ')).to_numpy()})
+        key['prompt'] = near_duplicate_groups(enc.dictionary, threshold)[key['prompt'].to_numpy()]
+        reasons['near_duplicate_prompt'] = key.duplicated().to_numpy()
+    kept, rep = _apply(t, 'dedupe', reasons)
+    return _like(pairs, kept), rep
 
 # %% ../nbs/04_clean.ipynb #1257eeac
+STEPS = ('drop_degenerate', 'drop_ties', 'drop_sources', 'decontaminate', 'dedupe')
+
+def _read(pairs, split=None)->tuple:
+    "(table, layout, split names or None) of pairs given as anything `notus.pairs.read_pairs` takes."
+    from notus.pairs import read_pairs, normalize_pairs
+    import datasets
+    if isinstance(pairs, (str, Path)): pairs, _ = read_pairs(pairs, split)
+    if isinstance(pairs, datasets.DatasetDict):
+        names = list(pairs); tables = []
+        for k in names:
+            t, layout = normalize_pairs(pairs[k])
+            tables.append(t.append_column('_split', pa.array([k] * t.num_rows, pa.string())))
+        return pa.concat_tables(tables, promote_options='permissive'), layout, names
+    t, layout = normalize_pairs(pairs)
+    return t, layout, None
+
+def _plan(t:pa.Table, sources, truthfulqa, benchmarks, keep_ties)->dict:
+    "step -> None (run it) or why it is skipped."
+    cols = set(t.column_names)
+    return {'drop_degenerate': None,
+            'drop_ties': 'keep_ties=True' if keep_ties else None if tie_mask(t) is not None
+                         else 'the pairs have no chosen/rejected rating or score columns',
+            'drop_sources': None if truthfulqa is not None or ('source' in cols and sources)
+                            else 'no sources given' if 'source' in cols
+                            else 'the pairs have no source column and no TruthfulQA questions were given (truthfulqa=)',
+            'decontaminate': None if benchmarks else 'no benchmark prompts given (benchmarks=)',
+            'dedupe': None}
+
 def clean_pairs(
-    pairs,                              # preference pairs from `notus.binarize.binarize`
-    sources:list|tuple=('truthful_qa',),# sources to drop
+    pairs,                              # pairs: a Dataset/DatasetDict/Table, or a file, folder or hub id (`notus.pairs.read_pairs`)
+    sources:list|tuple=('truthful_qa',),# values of `source` to drop
+    truthfulqa:str|Path|list|None=None, # TruthfulQA questions (path of TruthfulQA.csv, or a list) to match prompts against
     benchmarks:dict|list|None=None,     # benchmark prompts to decontaminate against (see `decontaminate`)
-    n:int=8,                            # n-gram length for decontamination
-    min_overlap:float=0.5,              # n-gram overlap that counts as contamination
+    n:int=8,                            # n-gram length for decontamination and TruthfulQA matching
+    min_containment:float=0.8,          # share of a benchmark prompt's n-grams that counts as contamination
     near_duplicates:bool=True,          # also drop near-duplicate prompts
     threshold:float=0.9,                # Jaccard threshold for near-duplicates
+    keep_ties:bool=False,               # keep pairs whose chosen and rejected are rated the same
+    keep_empty:bool=False,              # keep pairs with an empty chosen or rejected answer
+    split:str|None=None,                # the split to read, when `pairs` is a path or hub id with several
 )->tuple:
-    "Run all cleaning steps; returns `(pairs, CleanReport)`."
-    rep = CleanReport()
-    pairs, r = drop_sources(pairs, sources); rep.steps.append(r)
-    if benchmarks:
-        pairs, r = decontaminate(pairs, benchmarks, n, min_overlap); rep.steps.append(r)
-    pairs, r = dedupe(pairs, near_duplicates, threshold); rep.steps.append(r)
-    pairs, r = drop_degenerate(pairs); rep.steps.append(r)
-    return pairs, rep
+    "Run all cleaning steps; returns `(pairs, CleanReport)` (a `DatasetDict` of the same splits for a `DatasetDict`)."
+    import datasets
+    t, layout, splits = _read(pairs, split)
+    plan = _plan(t, sources, truthfulqa, benchmarks, keep_ties)
+    rep = CleanReport(t.num_rows, layout=layout, skipped={k: why for k, why in plan.items() if why})
+    run = {'drop_degenerate': lambda t: drop_degenerate(t, keep_empty),
+           'drop_ties': drop_ties,
+           'drop_sources': lambda t: drop_sources(t, sources if 'source' in t.column_names else (), truthfulqa, n, min_containment),
+           'decontaminate': lambda t: decontaminate(t, benchmarks, n, min_containment),
+           'dedupe': lambda t: dedupe(t, near_duplicates, threshold)}
+    for step in STEPS:
+        if plan[step] is None:
+            t, r = run[step](t); rep.steps.append(r)
+    rep.check()
+    if splits is None: return datasets.Dataset(t), rep
+    tags = t.column('_split'); t = t.drop_columns(['_split'])
+    return datasets.DatasetDict({k: datasets.Dataset(t.filter(pc.equal(tags, k))) for k in splits}), rep
