@@ -10,11 +10,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from .data import ASPECTS, NotusError, completions_frame, arrow_table, _completions, _field
+from .core import atomic_paths, check_output, check_count
+from .pairs import PAIRS_SUFFIXES, write_pairs
 
 # %% auto #0
-__all__ = ['STRATEGIES', 'PAIR_COLUMNS', 'weighted_mean', 'rating_matrix', 'uniform_draws', 'strategy_mean_rating',
-           'strategy_overall_score', 'strategy_best_worst', 'select_pairs', 'BinarizeReport', 'binarize', 'to_flat',
-           'split_pairs', 'Comparison', 'compare', 'chosen_differs', 'save_pairs', 'binarize_cli']
+__all__ = ['STRATEGIES', 'PAIR_COLUMNS', 'SPLITS', 'DATASET_MARKERS', 'save_pairs', 'weighted_mean', 'rating_matrix', 'draw_keys',
+           'uniform_draws', 'strategy_mean_rating', 'strategy_overall_score', 'strategy_best_worst', 'select_pairs',
+           'BinarizeReport', 'binarize', 'to_flat', 'test_rows', 'split_pairs', 'Comparison', 'compare',
+           'chosen_differs', 'output_paths', 'report_path', 'write_outputs', 'binarize_cli']
 
 # %% ../nbs/03_binarize.ipynb #017daa9b
 def _weights(aspects=None, weights=None)->np.ndarray:
@@ -53,11 +56,29 @@ def _splitmix64(x:np.ndarray)->np.ndarray:
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
         return x ^ (x >> np.uint64(31))
 
+_HEX = np.full(256, 255, np.uint8)
+for _i, _ch in enumerate(b'0123456789abcdef'): _HEX[_ch] = _HEX[ord(chr(_ch).upper())] = _i
+
+def draw_keys(prompt_ids)->np.ndarray:
+    "A 64-bit key per prompt id: its first 16 hex digits when it starts with them (SHA-256 ids), else a hash of the string."
+    a = pa.array(np.asarray(prompt_ids, object) if not isinstance(prompt_ids, (pa.Array, pa.ChunkedArray)) else prompt_ids)
+    if isinstance(a, pa.ChunkedArray): a = a.combine_chunks()
+    a = pc.fill_null(a.cast(pa.string()), '')
+    head = np.asarray(pc.binary_slice(a.cast(pa.binary()), 0, 16).to_numpy(zero_copy_only=False), dtype='S16')
+    nib = _HEX[head.view(np.uint8).reshape(len(head), 16)]       # 255 marks a non-hex byte (or a short id)
+    is_hex = (nib != 255).all(1)
+    keys = np.zeros(len(a), np.uint64)
+    shifts = np.arange(60, -4, -4, dtype=np.uint64)
+    keys[is_hex] = (nib[is_hex].astype(np.uint64) << shifts).sum(1, dtype=np.uint64)
+    if not is_hex.all():
+        other = a.filter(pa.array(~is_hex)).to_numpy(zero_copy_only=False).astype(object)
+        keys[~is_hex] = pd.util.hash_array(other, categorize=False)
+    return keys
+
 def uniform_draws(prompt_ids, seed:int=42, salt:int=0)->np.ndarray:
-    "A uniform number in [0, 1) per prompt id (hex SHA-256), a pure function of (seed, salt, prompt id)."
-    ids = list(prompt_ids)
-    if not ids: return np.zeros(0)
-    head = np.frombuffer(bytes.fromhex(''.join(p[:16] for p in ids)), dtype='>u8').astype(np.uint64)
+    "A uniform number in [0, 1) per prompt id (any string; SHA-256 hex ids use their first 16 digits), a pure function of (seed, salt, prompt id)."
+    if len(prompt_ids) == 0: return np.zeros(0)
+    head = draw_keys(prompt_ids)
     key = _splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], np.uint64) ^ np.uint64(salt))[0]
     return (_splitmix64(head ^ key) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
@@ -271,6 +292,7 @@ def binarize(
     from tqdm.auto import tqdm
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     _weights(aspects, weights)
+    batch_size, num_proc = check_count(batch_size, 'batch_size'), check_count(num_proc, 'num_proc', optional=False)
     table = arrow_table(ds)
     n = table.num_rows
     bs = max(1, batch_size or max(n, 1))
@@ -284,7 +306,7 @@ def binarize(
         with mp.get_context('spawn').Pool(num_proc) as pool:
             results = list(tqdm(pool.imap(work, jobs), total=len(jobs), desc=f'binarize ({strategy})', disable=show is False))
     else: results = [_work(j) for j in tqdm(jobs, desc=f'binarize ({strategy})', disable=show is False)]
-    out = pa.concat_tables([r[0] for r in results])     # there is always at least one job
+    out = pa.concat_tables([r[0] for r in results]).combine_chunks()   # one chunk: the layout does not show the batches
     rep = BinarizeReport(strategy, seed, rows_in=n, pairs_out=out.num_rows, prompts_paired=sum(r[2] for r in results))
     for _, dropped, _ in results:
         for k, v in dropped.items(): rep.dropped.setdefault(k, []).extend(v)
@@ -304,6 +326,21 @@ def to_flat(pairs)->'datasets.Dataset':
         'rejected_response': text('rejected'), 'rejected_avg_rating': t.column('rejected_rating'),
         'rejected_model': t.column('rejected_model'), 'strategy': t.column('strategy')}))
 
+# %% ../nbs/03_binarize.ipynb #0a721461
+def test_rows(
+    test_size:float|int,   # share (0 <= x < 1) or whole number of prompts
+    n:int|None=None,       # number of prompts (None: only check the value)
+)->int|None:
+    "Number of test prompts that `test_size` asks for out of `n` (None when `n` is None); a `NotusError` when it cannot be met."
+    try: x = float(test_size)
+    except (TypeError, ValueError): x = float('nan')
+    if not x >= 0 or isinstance(test_size, bool) or (x >= 1 and x != int(x)):
+        raise NotusError(f"test_size must be a share in [0, 1) or a whole number of prompts, got {test_size!r}.")
+    if n is None: return None
+    k = int(round(x * n)) if x < 1 else int(x)
+    if k > n: raise NotusError(f"test_size {test_size} asks for {k} of {n} prompts; give a smaller test size.")
+    return k
+
 # %% ../nbs/03_binarize.ipynb #96bb6531
 def split_pairs(
     pairs,                      # pairs from `binarize`
@@ -312,15 +349,14 @@ def split_pairs(
 )->'datasets.DatasetDict':
     "Split pairs by prompt into `train_prefs` and `test_prefs` (deterministic, no prompt in both)."
     import datasets
-    ids = pd.Series(pairs['prompt_id'])
+    t = arrow_table(pairs)
+    ids = pd.Series(t.column('prompt_id').to_numpy(zero_copy_only=False))
     uniq = ids.drop_duplicates().to_numpy()
-    n_test = int(round(test_size * len(uniq))) if isinstance(test_size, float) and test_size < 1 else int(test_size)
-    if not 0 <= n_test <= len(uniq): raise NotusError(f"test_size {test_size} asks for {n_test} of {len(uniq)} prompts.")
+    n_test = test_rows(test_size, len(uniq))
     order = np.argsort(uniform_draws(uniq, seed, salt=1), kind='stable')
-    test_ids = set(uniq[order[:n_test]])
-    is_test = ids.isin(test_ids).to_numpy()
-    return datasets.DatasetDict({'train_prefs': pairs.select(np.flatnonzero(~is_test)),
-                                 'test_prefs': pairs.select(np.flatnonzero(is_test))})
+    is_test = ids.isin(uniq[order[:n_test]]).to_numpy()
+    return datasets.DatasetDict({'train_prefs': datasets.Dataset(t.filter(pa.array(~is_test))),
+                                 'test_prefs': datasets.Dataset(t.filter(pa.array(is_test)))})
 
 # %% ../nbs/03_binarize.ipynb #0e9350ac
 @dataclass
@@ -378,60 +414,100 @@ def chosen_differs(cf:pd.DataFrame, a:str='mean_rating', b:str='overall_score', 
     return float((m.chosen_idx_x != m.chosen_idx_y).mean()) if len(m) else 0.0
 
 # %% ../nbs/03_binarize.ipynb #9f9e0a06
-def save_pairs(pairs, path:str|Path)->Path:
-    "Write pairs (Dataset or DatasetDict) to `.parquet`, `.jsonl`/`.json`, or a dataset directory."
-    import datasets, pyarrow.parquet as pq
-    path = Path(path)
-    suf = path.suffix.lower()
-    if isinstance(pairs, datasets.DatasetDict):
-        if suf in ('.parquet', '.jsonl', '.json'):
-            return {k: save_pairs(v, path.with_name(f'{path.stem}_{k}{path.suffix}')) for k, v in pairs.items()}
-        pairs.save_to_disk(str(path)); return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if suf == '.parquet': pq.write_table(arrow_table(pairs), path)
-    elif suf in ('.jsonl', '.json'): pairs.to_json(str(path), lines=True, force_ascii=False)
-    else: pairs.save_to_disk(str(path))
-    return path
+SPLITS = ['train_prefs', 'test_prefs']
+DATASET_MARKERS = ['dataset_info.json', 'dataset_dict.json', 'state.json']   # a saved dataset folder holds one of these
+
+def output_paths(
+    output:str|Path,          # .parquet, .jsonl, .json, or a folder (no suffix)
+    splits:list|None=None,    # split names when the pairs are split (files get `{stem}_{split}{suffix}`)
+    inputs:list=(),           # local inputs the outputs must not replace
+)->dict:
+    "`{split or None: path}` of the pairs files a run writes, each checked with `check_output` before any work."
+    output = check_output(output, inputs, PAIRS_SUFFIXES, 'output', replaces=DATASET_MARKERS)
+    if not splits or output.suffix == '': return {None: output}
+    return {k: check_output(output.with_name(f'{output.stem}_{k}{output.suffix}'), inputs, PAIRS_SUFFIXES, 'output')
+            for k in splits}
+
+def report_path(
+    path:str|Path|None,       # where the JSON report goes (None: no report)
+    inputs:list=(),           # local inputs it must not replace
+    outputs:list=(),          # the run's other outputs, which it must not name
+)->Path|None:
+    "Check the `--json-report` path before any work (a missing folder is created when the report is written)."
+    if path is None: return None
+    p = check_output(path, inputs, ['.json'], 'JSON report')
+    for o in outputs:
+        if o is not None and (Path(o).resolve() == p.resolve() or Path(o).resolve() in p.resolve().parents):
+            raise NotusError(f"the JSON report {path} and the output {o} overlap; give them different paths.")
+    return p
+
+def write_outputs(
+    pairs,                    # a `Dataset`, or a `DatasetDict` of splits
+    targets:dict,             # from `output_paths`
+    report:dict|None=None,    # the JSON report
+    report_file:Path|None=None, # where it goes (from `report_path`)
+)->Path|dict:
+    "Write pairs (and the report) so that every file appears together or none does; returns the pairs path(s)."
+    import json, datasets
+    paths = list(targets.values()) + ([report_file] if report_file is not None else [])
+    with atomic_paths(paths) as tmps:
+        for (k, _), tmp in zip(targets.items(), tmps): write_pairs(pairs if k is None else pairs[k], tmp)
+        if report_file is not None: tmps[-1].write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
+    return targets[None] if None in targets else dict(targets)
+
+save_pairs = write_pairs     # the former name, until its last callers use `notus.pairs.write_pairs`
 
 # %% ../nbs/03_binarize.ipynb #5c4ed2cd
+def _no_pairs(what, counts):
+    why = ', '.join(f'{k}: {v}' for k, v in counts.items()) or 'no rows'
+    return NotusError(f"{what} left 0 pairs ({why}); nothing was written: try another strategy or a smaller --min-margin.")
+
 def binarize_cli(
     input:str=None,                 # UltraFeedback file/dir or hub id (default: the bundled sample)
     strategy:str='mean_rating',     # mean_rating, overall_score, best_worst, all_pairs
     seed:int=42,                    # seed of the random draws
-    output:str='pairs.parquet',     # output .parquet, .jsonl or directory
+    output:str='pairs.parquet',     # output .parquet, .jsonl, .json or directory
     aspects:list=None,              # aspects counted in the mean (default: all four)
     min_margin:float=0.0,           # minimum chosen - rejected difference
     clean:bool=False,               # run notus.clean's default cleaning steps on the pairs
     test_size:float=0.0,            # if > 0: also split by prompt into train_prefs/test_prefs (share or count)
     flat:bool=False,                # write Argilla's flat column layout instead of messages
-    json_report:str=None,           # write the counts to this JSON file
-    batch_size:int=None,            # rows per batch
-    num_proc:int=1,                 # worker processes
+    json_report:str=None,           # write the counts to this JSON file (written together with the pairs)
+    batch_size:int=None,            # rows per batch (>= 1)
+    num_proc:int=1,                 # worker processes (>= 1)
 ):
     "Binarize UltraFeedback into preference pairs."
-    import json
-    from notus.data import load_ultrafeedback
+    from notus.data import load_ultrafeedback, sample_path
+    if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    _weights(aspects); check_count(batch_size, '--batch-size'); check_count(num_proc, '--num-proc', optional=False)
+    if not min_margin >= 0: raise NotusError(f"--min-margin must be >= 0, got {min_margin}.")
+    test_rows(test_size)
+    inputs = [input if input is not None else sample_path()]
+    targets = output_paths(output, SPLITS if test_size else None, inputs)
+    rfile = report_path(json_report, inputs, targets.values())
     ds, vrep = load_ultrafeedback(input)
     if len(ds) == 0: raise NotusError(f"no valid rows left after validation ({vrep.counts}); nothing to binarize.")
     cf = completions_frame(ds)
     pairs, rep = binarize(ds, strategy, seed, aspects=aspects, min_margin=min_margin, batch_size=batch_size,
                           num_proc=num_proc, progress=None, cf=cf)
+    if len(pairs) == 0: raise _no_pairs(f'{strategy} binarization', rep.counts)
     out = {'input': str(input or 'bundled sample'), 'validation': vrep.to_dict(), 'binarize': rep.to_dict(ids=True)}
     if clean:
         from notus.clean import clean_pairs
         pairs, crep = clean_pairs(pairs)
         out['clean'] = crep.to_dict()
+        if len(pairs) == 0: raise _no_pairs('cleaning', crep.counts)
     if strategy != 'overall_score' and strategy != 'all_pairs':
         out['share_chosen_differs_from_overall_score'] = chosen_differs(cf, strategy, 'overall_score', seed, aspects=aspects, min_margin=min_margin)
     res = to_flat(pairs) if flat else pairs
     if test_size: res = split_pairs(res, int(test_size) if test_size >= 1 else test_size, seed)
-    written = save_pairs(res, output)
-    out['rows_out'] = len(pairs); out['output'] = str(written) if not isinstance(written, dict) else {k: str(v) for k, v in written.items()}
+    out['rows_out'] = len(pairs)
+    out['output'] = str(targets[None]) if None in targets else {k: str(v) for k, v in targets.items()}
+    write_outputs(res, targets, out, rfile)
     print(vrep.__str__().splitlines()[1] + f" (of {vrep.rows_in}), {vrep.rows_dropped} dropped by validation")
     print(rep)
     if 'clean' in out: print(f"clean: {out['clean']['rows_in']} -> {out['clean']['rows_out']} pairs")
     if 'share_chosen_differs_from_overall_score' in out:
         print(f"chosen differs from the overall_score strategy on {out['share_chosen_differs_from_overall_score']:.1%} of prompts")
-    print(f"wrote {out['output']}")
-    if json_report: Path(json_report).write_text(json.dumps(out, indent=2, default=str))
+    print(f"wrote {out['output']}" + (f" and {rfile}" if rfile else ''))
     return out

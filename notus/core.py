@@ -19,11 +19,11 @@ class NotusError(Exception):
     "An error with a one-sentence message for the user (the CLI prints it without a traceback, exit 2)."
 
 # %% ../nbs/00_core.ipynb #03c2221f
-_TMP = re.compile(r'^\.(?P<name>.+)\.notus-(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+(\.[^./]*)?$')
+_TMP = re.compile(r'^\.(?P<name>.+)[~.]notus-(?P<kind>tmp|old)-(?P<pid>\d+)-[0-9a-f]+(\.[^./]*)?$')
 
 def _temp_name(target:Path, kind:str='tmp')->Path:
-    "A hidden name beside `target` that says which process made it; it keeps the target's suffix for writers that choose a format by suffix."
-    return target.with_name(f'.{target.name}.notus-{kind}-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}')
+    "A hidden name beside `target` that says which process made it; it has the target's suffix (none for a folder), for writers that choose a format by suffix."
+    return target.with_name(f'.{target.name}~notus-{kind}-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}')
 
 def _alive(pid:int)->bool:
     try: os.kill(pid, 0)
@@ -109,8 +109,9 @@ def check_output(
     inputs:list=(),           # local inputs that must not be overwritten (hub ids and None are ignored)
     suffixes:list|None=None,  # accepted suffixes (e.g. ['.parquet', '.jsonl']; '' accepts a folder); None: any
     what:str='output',        # how to name the output in a message
+    replaces:list|None=None,  # an existing non-empty folder is replaced only if it holds one of these names (None: no check)
 )->Path:
-    "Refuse an output path that is empty, of an unknown kind, not writable, or that would replace an input; return it as a `Path`."
+    "Refuse an output path that is empty, of an unknown kind, not writable, or that would replace an input or a folder notus did not write; return it as a `Path`."
     if path is None or not str(path).strip(): raise NotusError(f"the {what} path is empty; give a file or folder name.")
     p = Path(path)
     suf = p.suffix.lower()
@@ -123,13 +124,16 @@ def check_output(
         ri = Path(i).resolve()
         if _within(rp, ri) or _within(ri, rp):
             raise NotusError(f"{what} {path} would overwrite the input {i}; choose another {what} path.")
+    if suf and rp.is_dir(): raise NotusError(f"{what} {path} is an existing folder; give a file name that is not taken.")
+    if replaces is not None and rp.is_dir() and any(rp.iterdir()) and not any((rp/m).exists() for m in replaces):
+        raise NotusError(f"{what} {path} holds other files and is not a folder notus wrote; give a new folder name.")
     parent = rp.parent
     while not parent.exists(): parent = parent.parent
     if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
         raise NotusError(f"cannot write the {what} {path}: {parent} is not a writable folder.")
     return p
 
-# %% ../nbs/00_core.ipynb #6b633969
+# %% ../nbs/00_core.ipynb #7b1de7e5
 def check_count(
     value,                  # the value the user gave (None passes when `optional`)
     what:str,               # the option's name, for the message (e.g. '--batch-size')
