@@ -1,4 +1,4 @@
-"""The data layer: the UltraFeedback schema, loading from the hub or local files, validation with a full account of every row, and a fast tidy view.
+"""The data layer: the UltraFeedback schema, fast readers for every file layout, validation with a full account of every row, and a tidy view.
 
 Docs: https://notus-dev.github.io/notus/data.html.md"""
 
@@ -6,23 +6,27 @@ Docs: https://notus-dev.github.io/notus/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #325aab0e
 from __future__ import annotations
-import hashlib, json, re
-from collections import Counter
-from dataclasses import dataclass, field, asdict
+import hashlib, io, json, math, re
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from .core import NotusError
 
 # %% auto #0
-__all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'DROP_REASONS', 'NotUltraFeedbackError', 'InvalidRowError',
-           'sample_path', 'arrow_table', 'prompt_id', 'check_row', 'load_ultrafeedback', 'ValidationReport',
-           'validate_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
+__all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'DROP_REASONS', 'DATA_SUFFIXES', 'JSON_BLOCK_BYTES',
+           'NotUltraFeedbackError', 'InvalidRowError', 'ultrafeedback_features', 'ultrafeedback_schema', 'sample_path',
+           'arrow_table', 'prompt_id', 'SchemaMismatch', 'conform_table', 'check_row', 'normalize_row', 'load_hub',
+           'data_files', 'read_ultrafeedback', 'ValidationReport', 'flat_completions', 'struct_field', 'validate_table',
+           'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
 
 # %% ../nbs/00_data.ipynb #e209233c
 ASPECTS = ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']
 REQUIRED_COLUMNS = ['source', 'instruction', 'models', 'completions']
 COMPLETION_FIELDS = ['annotations', 'critique', 'model', 'overall_score', 'response']
-DROP_REASONS = ['missing_field', 'wrong_type', 'too_few_completions', 'empty_response', 'bad_rating']
+SCORE_RANGE = (1.0, 10.0)
+DROP_REASONS = ['missing_field', 'wrong_type', 'too_few_completions', 'empty_prompt', 'empty_response',
+                'bad_rating', 'bad_score']
 
 class NotUltraFeedbackError(NotusError):
     "The input is not UltraFeedback-shaped at all (wrong columns, unreadable file)."
@@ -30,59 +34,94 @@ class NotUltraFeedbackError(NotusError):
 class InvalidRowError(NotusError):
     "A row failed validation in strict mode."
 
+# %% ../nbs/00_data.ipynb #d04ad73f
+def ultrafeedback_features():
+    "The `datasets.Features` of openbmb/UltraFeedback."
+    from datasets import Features, Value, List
+    s = Value('string')
+    base = {'Rating': s, 'Rationale': s}
+    typed = {**base, 'Rationale For Rating': s, 'Type': List(s)}
+    comp = {'annotations': {'helpfulness': typed, 'honesty': base, 'instruction_following': base, 'truthfulness': typed},
+            'critique': s, 'custom_system_prompt': s, 'fine-grained_score': Value('float64'), 'model': s,
+            'overall_score': Value('float64'), 'principle': s, 'response': s}
+    return Features({'source': s, 'instruction': s, 'models': List(s), 'completions': List(comp),
+                     'correct_answers': List(s), 'incorrect_answers': List(s)})
+
+@lru_cache(None)
+def ultrafeedback_schema()->pa.Schema:
+    "The Arrow schema of `ultrafeedback_features()`: every reader brings its input to exactly this schema."
+    return ultrafeedback_features().arrow_schema
+
+# %% ../nbs/00_data.ipynb #e209233d
 def sample_path()->Path:
     "Path of the bundled sample: 300 generated UltraFeedback rows with known defects (see `notus.synthetic`)."
     import notus
     return Path(notus.__file__).parent/'assets'/'ultrafeedback_sample.parquet'
 
 def arrow_table(ds)->pa.Table:
-    "The Arrow table behind a `datasets.Dataset` (with any `select`/`filter` index mapping applied), or `ds` itself if it is a Table."
+    "The Arrow table behind a `datasets.Dataset` (with any `select`/`filter` index mapping applied by an Arrow `take`), or `ds` itself if it is a Table."
     if isinstance(ds, pa.Table): return ds
-    if getattr(ds, '_indices', None) is not None: ds = ds.flatten_indices()
-    return ds.data.table
+    table = ds.data.table
+    if getattr(ds, '_indices', None) is not None: table = table.take(ds._indices.column(0))
+    return table
 
 def prompt_id(text:str)->str:
     "Stable id of a prompt: the SHA-256 hex digest of its UTF-8 text (as in HuggingFaceH4/ultrafeedback_binarized)."
     return hashlib.sha256(text.encode('utf-8')).hexdigest()
 
 # %% ../nbs/00_data.ipynb #94af2f45
-def _fail(msg): raise NotUltraFeedbackError(msg)
+class SchemaMismatch(Exception):
+    "A column whose type cannot be brought to the UltraFeedback schema in Arrow (the row-by-row path takes over)."
 
-def _check_columns(cols, what):
-    missing = [c for c in REQUIRED_COLUMNS if c not in cols]
-    if missing: _fail(f"{what} is not UltraFeedback data: missing column(s) {', '.join(missing)} "
-                      f"(found: {', '.join(list(cols)[:8]) or 'none'}).")
+_NUM = r'^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$'
 
-def _load_dataset(source, split, **kwargs):
-    "The hub path: `datasets.load_dataset` on a hub id or a local dataset repository (e.g. a downloaded snapshot)."
-    import datasets
-    try: return datasets.load_dataset(str(source), split=split, **kwargs)
-    except Exception as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise NotusError(f"datasets.load_dataset({str(source)!r}, split={split!r}) failed: {msg}") from None
+def _is_list(t): return pa.types.is_list(t) or pa.types.is_large_list(t)
+def _is_str(t): return pa.types.is_string(t) or pa.types.is_large_string(t)
+def _is_num(t): return pa.types.is_integer(t) or pa.types.is_floating(t)
 
-def _read_local(path:Path, split:str):
-    import datasets
-    suf = path.suffix.lower()
-    if path.is_dir():
-        saved = any((path/f).exists() for f in ('state.json', 'dataset_dict.json', 'dataset_info.json'))
-        if not saved: return _load_dataset(path, split), []     # a dataset repository laid out as on the hub
-        try: ds = datasets.load_from_disk(str(path))
-        except Exception as e: _fail(f"{path} is not a saved datasets directory ({type(e).__name__}).")
-        if isinstance(ds, datasets.DatasetDict):
-            if split not in ds: _fail(f"{path} has no split {split!r} (splits: {', '.join(ds)}).")
-            ds = ds[split]
-        return ds, []
-    if suf == '.parquet':
-        import pyarrow.parquet as pq
-        st = path.stat()   # a cheap fingerprint: hashing a large table costs more than reading it
-        fp = hashlib.sha256(f'{path.resolve()}:{st.st_size}:{st.st_mtime_ns}'.encode()).hexdigest()[:16]
-        try: return datasets.Dataset(pq.read_table(path), fingerprint=fp), []
-        except Exception as e: _fail(f"{path} is not a readable Parquet file ({type(e).__name__}).")
-    if suf in ('.jsonl', '.json'): return _read_json(path)
-    _fail(f"{path}: unsupported file type {suf or '(none)'}; use .parquet, .jsonl, .json or a dataset directory.")
+def _conform(arr:pa.Array, typ:pa.DataType, name:str)->pa.Array:
+    "Array `arr` as type `typ` (see `conform_table`); `name` is the dotted path, for messages and for the rating rule."
+    t = arr.type
+    if t == typ: return arr
+    if pa.types.is_null(t): return pa.nulls(len(arr), typ)
+    if pa.types.is_struct(typ):
+        if not pa.types.is_struct(t): raise SchemaMismatch(name)
+        have = {t.field(i).name for i in range(t.num_fields)}
+        kids = [_conform(pc.struct_field(arr, [t.get_field_index(f.name)]), f.type, f'{name}.{f.name}') if f.name in have
+                else pa.nulls(len(arr), f.type) for f in typ]
+        return pa.StructArray.from_arrays(kids, fields=list(typ), mask=arr.is_null() if arr.null_count else None)
+    if _is_list(typ):
+        if not _is_list(t): raise SchemaMismatch(name)
+        offsets = arr.offsets if pa.types.is_list(t) else pc.cast(arr.offsets, pa.int32())
+        vals = _conform(arr.values, typ.value_type, name)
+        return pa.ListArray.from_arrays(offsets, vals, type=typ, mask=arr.is_null() if arr.null_count else None)
+    if pa.types.is_string(typ):
+        if _is_str(t): return pc.cast(arr, typ)
+        if _is_num(t) and name.endswith('.Rating'): return pc.cast(arr, typ)
+        raise SchemaMismatch(name)
+    if pa.types.is_floating(typ):
+        if _is_num(t): return pc.cast(arr, typ, safe=False)
+        if _is_str(t) and name.endswith('fine-grained_score'):   # an optional number: text that is not a number is null
+            return pc.cast(pc.if_else(pc.match_substring_regex(arr, _NUM), arr, pa.scalar(None, t)), typ)
+        raise SchemaMismatch(name)
+    raise SchemaMismatch(name)
+
+def conform_table(
+    table:pa.Table|pa.RecordBatch, # UltraFeedback rows as read (any field order, optional fields, numeric ratings)
+)->pa.Table:
+    "`table` with exactly `ultrafeedback_schema()`, converted column by column in Arrow; raises `SchemaMismatch` when a cast cannot do it."
+    schema, n = ultrafeedback_schema(), table.num_rows
+    cols = []
+    for f in schema:
+        if f.name not in table.column_names: cols.append(pa.chunked_array([pa.nulls(n, f.type)])); continue
+        col = table.column(f.name)
+        chunks = col.chunks if isinstance(col, pa.ChunkedArray) else [col]
+        cols.append(pa.chunked_array([_conform(c, f.type, f.name) for c in chunks], type=f.type))
+    return pa.Table.from_arrays(cols, schema=schema)
 
 # %% ../nbs/00_data.ipynb #bdf12580
+def _is_number(x): return isinstance(x, (int, float)) and not isinstance(x, bool)
+
 def check_row(row) -> tuple[str,str]|None:
     "Check the *types* of a row parsed from JSON; return `(reason, field)` of the first problem, or None."
     if not isinstance(row, dict): return 'wrong_type', '(row)'
@@ -99,103 +138,251 @@ def check_row(row) -> tuple[str,str]|None:
             if c.get(f) is None: return 'missing_field', f'completions[{i}].{f}'
         for f in ('response', 'critique', 'model'):
             if not isinstance(c[f], str): return 'wrong_type', f'completions[{i}].{f}'
-        if isinstance(c['overall_score'], bool) or not isinstance(c['overall_score'], (int, float)):
-            return 'wrong_type', f'completions[{i}].overall_score'
+        if not _is_number(c['overall_score']): return 'wrong_type', f'completions[{i}].overall_score'
         ann = c['annotations']
         if not isinstance(ann, dict): return 'wrong_type', f'completions[{i}].annotations'
         for a in ASPECTS:
             if not isinstance(ann.get(a), dict) or ann[a].get('Rating') is None:
                 return 'missing_field', f'completions[{i}].annotations.{a}.Rating'
-            if not isinstance(ann[a]['Rating'], str): return 'wrong_type', f'completions[{i}].annotations.{a}.Rating'
+            r = ann[a]['Rating']
+            if not (isinstance(r, str) or _is_number(r)): return 'wrong_type', f'completions[{i}].annotations.{a}.Rating'
     for c in ('correct_answers', 'incorrect_answers'):
         if row.get(c) is not None and not isinstance(row[c], list): return 'wrong_type', c
     return None
 
 # %% ../nbs/00_data.ipynb #00e3cdfd
-def _normalise(row):
-    "Fill the optional parts of a type-checked JSON row so that it fits `ultrafeedback_features`."
+def _rating_text(r)->str:
+    "A rating as the schema's string: numbers as Arrow casts them (5 -> '5', 4.0 -> '4', 4.5 -> '4.5')."
+    if isinstance(r, str): return r
+    return str(int(r)) if math.isfinite(r) and float(r).is_integer() else str(pa.scalar(float(r)).cast(pa.string()))
+
+def normalize_row(row:dict)->dict:
+    "A type-checked JSON row (see `check_row`) as a dict of exactly `ultrafeedback_features()`."
     out = {'source': row['source'], 'instruction': row['instruction'], 'models': [str(m) for m in row['models']],
-           'correct_answers': [str(x) for x in row.get('correct_answers') or []],
-           'incorrect_answers': [str(x) for x in row.get('incorrect_answers') or []], 'completions': []}
+           'completions': [], 'correct_answers': [str(x) for x in row.get('correct_answers') or []],
+           'incorrect_answers': [str(x) for x in row.get('incorrect_answers') or []]}
     for c in row['completions']:
         ann = {}
         for a in ASPECTS:
             d = c['annotations'][a]
-            ann[a] = {'Rating': d['Rating'], 'Rationale': str(d.get('Rationale') or '')}
+            ann[a] = {'Rating': _rating_text(d['Rating']), 'Rationale': str(d.get('Rationale') or '')}
             if a in ('truthfulness', 'helpfulness'):
                 ann[a].update({'Rationale For Rating': str(d.get('Rationale For Rating') or ''),
                                'Type': [str(t) for t in (d.get('Type') or [])]})
         fg = c.get('fine-grained_score')
         out['completions'].append({'annotations': ann, 'critique': c['critique'],
             'custom_system_prompt': str(c.get('custom_system_prompt') or ''),
-            'fine-grained_score': float(fg) if isinstance(fg, (int, float)) else None,
+            'fine-grained_score': float(fg) if _is_number(fg) else None,
             'model': c['model'], 'overall_score': float(c['overall_score']),
             'principle': str(c.get('principle') or ''), 'response': c['response']})
     return out
 
-def _read_json(path:Path):
-    import datasets
-    from notus.synthetic import ultrafeedback_features
-    try: text = path.read_text(encoding='utf-8')
-    except UnicodeDecodeError: _fail(f"{path} is not a text file (not valid UTF-8), so not UltraFeedback JSON.")
-    stripped = text.lstrip()
-    if stripped.startswith('['):
-        try: rows = json.loads(text)
-        except json.JSONDecodeError as e: _fail(f"{path} is not valid JSON (line {e.lineno}: {e.msg}).")
-    else:
-        rows = []
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip(): continue
-            try: rows.append(json.loads(line))
-            except json.JSONDecodeError as e: _fail(f"{path} is not valid JSON Lines (line {i}: {e.msg}; truncated file?).")
-    if not rows: _fail(f"{path} holds no rows.")
-    if not any(isinstance(r, dict) and all(c in r for c in REQUIRED_COLUMNS) for r in rows[:100]):
-        first = rows[0] if isinstance(rows[0], dict) else {}
-        _check_columns(list(first), str(path))
-        _fail(f"{path} is not UltraFeedback data.")
-    good, problems = [], []
-    for i, r in enumerate(rows):
-        p = check_row(r)
-        if p: problems.append((i, *p))
-        else: good.append(_normalise(r))
-    feats = ultrafeedback_features()
-    ds = datasets.Dataset.from_list(good, features=feats) if good else datasets.Dataset.from_dict({c: [] for c in feats}, features=feats)
-    return ds, problems, len(rows)
+_SURROGATE = re.compile('[\ud800-\udfff]')
+
+def _repair(x):
+    "`x` with every lone surrogate in its strings replaced by U+FFFD."
+    if isinstance(x, str): return _SURROGATE.sub('\ufffd', x)
+    if isinstance(x, list): return [_repair(v) for v in x]
+    if isinstance(x, dict): return {k: _repair(v) for k, v in x.items()}
+    return x
 
 # %% ../nbs/00_data.ipynb #8d051edd
-def load_ultrafeedback(
-    source:str|Path|None=None, # hub id (e.g. "openbmb/UltraFeedback"), a .parquet/.jsonl/.json file, or a saved dataset dir; None: the bundled sample
-    split:str='train',         # split to load (hub datasets and DatasetDict directories)
-    strict:bool=False,         # raise `InvalidRowError` on the first bad row instead of dropping it
-    validate:bool=True,        # run the row checks of `validate_ultrafeedback`
-    **kwargs,                  # passed to `datasets.load_dataset` for hub ids
-):
-    "Load UltraFeedback rows from the hub or a local file; returns `(dataset, ValidationReport)`."
-    import datasets
-    source = sample_path() if source is None else source
-    path = Path(source)
-    if path.exists():
-        got = _read_local(path, split)
-        ds, problems = got[0], got[1]
-        n_in = got[2] if len(got) > 2 else len(ds)
-    elif isinstance(source, str) and re.fullmatch(r'[\w.-]+/[\w.-]+', source) and not path.suffix:
-        ds, problems, n_in = _load_dataset(source, split, **kwargs), [], None
-    else: raise NotusError(f"{source}: no such file or directory (and not a hub id like 'openbmb/UltraFeedback').")
-    _check_columns(ds.column_names, str(source))
-    n_in = len(ds) + len(problems) if n_in is None else n_in
-    if strict and problems:
-        i, reason, fld = problems[0]
-        raise InvalidRowError(f"row {i}: {reason.replace('_', ' ')} in field {fld}.")
-    pre = ValidationReport(rows_in=n_in, rows_kept=len(ds))
-    for i, reason, fld in problems: pre._drop(reason, i, fld)
-    if not validate: return ds, pre
-    ds, rep = validate_ultrafeedback(ds, strict=strict, row_index=_kept_index(n_in, problems))
-    return ds, pre.merge(rep)
+DATA_SUFFIXES = ('.parquet', '.jsonl', '.json')
+JSON_BLOCK_BYTES = 16 << 20
+_SPLITS = ('train', 'test', 'validation', 'dev')
 
-def _kept_index(n_in, problems):
-    "Original row numbers of the rows that survived loading."
-    bad = np.zeros(n_in, bool); bad[[p[0] for p in problems]] = True
-    return np.flatnonzero(~bad)
+@dataclass
+class _Piece:
+    "Rows read from one part of the input."
+    table:pa.Table                                  # the rows kept while reading, in the schema
+    rows:np.ndarray                                 # input row number of each
+    n:int                                           # rows read (kept + dropped while reading)
+    problems:list=field(default_factory=list)       # (row, reason, field) of rows dropped while reading
+    repaired:list=field(default_factory=list)       # rows whose text was repaired
+
+def _fail(msg): raise NotUltraFeedbackError(msg)
+
+def _check_columns(cols, what, need=REQUIRED_COLUMNS):
+    missing = [c for c in need if c not in cols]
+    if missing: _fail(f"{what} is not UltraFeedback data: missing column(s) {', '.join(missing)} "
+                      f"(found: {', '.join(list(cols)[:8]) or 'none'}).")
+
+def _from_rows(rows:list, row0:int, what:str, need=(), repaired=())->_Piece:
+    "The row-by-row path: rows parsed by `json`, checked by `check_row`, normalised, then one Arrow table; `need`: columns the first rows must have."
+    if need and rows and not any(isinstance(r, dict) and all(c in r for c in need) for r in rows[:100]):
+        _check_columns(list(rows[0]) if isinstance(rows[0], dict) else [], what, need)
+    good, keep, problems = [], [], []
+    for i, r in enumerate(rows):
+        p = check_row(r)
+        if p: problems.append((row0 + i, *p))
+        else: good.append(normalize_row(r)); keep.append(row0 + i)
+    return _Piece(pa.Table.from_pylist(good, schema=ultrafeedback_schema()), np.array(keep, np.int64), len(rows),
+                  problems, sorted(repaired))
+
+def _from_arrow(table:pa.Table, row0:int, what:str, need=())->_Piece:
+    "Rows already in Arrow: conformed in Arrow, or (on `SchemaMismatch`) through the row-by-row path; `need`: columns the table must have."
+    if need and (table.num_rows or table.num_columns): _check_columns(table.column_names, what, need)
+    try: return _Piece(conform_table(table), np.arange(row0, row0 + table.num_rows), table.num_rows)
+    except SchemaMismatch:
+        rows = table.to_pylist()
+        fixed = [_repair(r) for r in rows]
+        return _from_rows(fixed, row0, what, repaired=[row0 + i for i, (a, b) in enumerate(zip(rows, fixed)) if a != b])
+
+# %% ../nbs/00_data.ipynb #8d051ed1
+def _line_blocks(path:Path, block_bytes:int):
+    "(first line number, bytes) of consecutive blocks of whole lines of `path`."
+    with open(path, 'rb') as f:
+        line, rest = 1, b''
+        while True:
+            buf = f.read(block_bytes)
+            if not buf:
+                if rest.strip(): yield line, rest
+                return
+            buf = rest + buf
+            cut = buf.rfind(b'\n') + 1
+            if not cut: rest = buf; continue
+            yield line, buf[:cut]
+            line += buf.count(b'\n', 0, cut); rest = buf[cut:]
+
+_ESCAPED_SURROGATE = re.compile(rb'\\u[dD][89a-fA-F]')
+
+def _lines_by_json(block:bytes, line0:int, row0:int, path, need)->_Piece:
+    "The row-by-row path for one block of JSON Lines."
+    rows, repaired = [], []
+    for k, line in enumerate(block.split(b'\n')):
+        if not line.strip(): continue
+        try: text = line.decode('utf-8')
+        except UnicodeDecodeError: _fail(f"{path} is not a text file (not valid UTF-8 at line {line0 + k}), so not UltraFeedback JSON.")
+        try: r = json.loads(text)
+        except json.JSONDecodeError as e: _fail(f"{path} is not valid JSON Lines (line {line0 + k}: {e.msg}; truncated file?).")
+        if _ESCAPED_SURROGATE.search(line):
+            fixed = _repair(r)
+            if fixed != r: r = fixed; repaired.append(row0 + len(rows))
+        rows.append(r)
+    return _from_rows(rows, row0, str(path), need, repaired)
+
+def _read_json_lines(path:Path, block_bytes:int=None, need=REQUIRED_COLUMNS)->list:
+    "Pieces of a JSON Lines file: each block by `pyarrow.json`, or by `json` where Arrow refuses it."
+    import pyarrow.json as pj
+    pieces, row0 = [], 0
+    for line0, block in _line_blocks(path, block_bytes or JSON_BLOCK_BYTES):
+        try: t = pj.read_json(io.BytesIO(block), read_options=pj.ReadOptions(block_size=4 << 20))
+        except pa.ArrowException: p = _lines_by_json(block, line0, row0, path, () if pieces else need)
+        else: p = _from_arrow(t, row0, str(path), () if pieces else need)
+        pieces.append(p); row0 += p.n
+    return pieces
+
+def _read_json_array(path:Path, need=REQUIRED_COLUMNS)->list:
+    "Pieces of a file holding one JSON array of rows."
+    try: rows = json.loads(path.read_bytes().decode('utf-8'))
+    except UnicodeDecodeError: _fail(f"{path} is not a text file (not valid UTF-8), so not UltraFeedback JSON.")
+    except json.JSONDecodeError as e: _fail(f"{path} is not valid JSON (line {e.lineno}: {e.msg}).")
+    if not isinstance(rows, list): rows = [rows]
+    pieces = []
+    for i in range(0, len(rows), 10_000):
+        part = rows[i:i + 10_000]
+        try: t = pa.Table.from_pylist(part)
+        except (pa.ArrowException, UnicodeError, TypeError, AttributeError):
+            fixed = [_repair(r) for r in part]
+            pieces.append(_from_rows(fixed, i, str(path), () if pieces else need, [i + k for k, (a, b) in enumerate(zip(part, fixed)) if a != b]))
+        else: pieces.append(_from_arrow(t, i, str(path), () if pieces else need))
+    return pieces
+
+def _read_json(path:Path, need=REQUIRED_COLUMNS)->list:
+    with open(path, 'rb') as f: head = f.read(4096).lstrip()
+    return _read_json_array(path, need) if head.startswith(b'[') else _read_json_lines(path, need=need)
+
+# %% ../nbs/00_data.ipynb #8d051ed2
+def load_hub(source, split:str='train', **kwargs):
+    "`datasets.load_dataset` on a hub id or a local dataset repository (e.g. a downloaded snapshot); a failure is one sentence."
+    import datasets
+    try: return datasets.load_dataset(str(source), split=split, **kwargs)
+    except Exception as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise NotusError(f"datasets.load_dataset({str(source)!r}, split={split!r}) failed: {msg}") from None
+
+_load_dataset = load_hub   # the former private name
+
+def _read_parquet(path:Path, need=REQUIRED_COLUMNS)->list:
+    import pyarrow.parquet as pq
+    try: t = pq.read_table(path)
+    except Exception as e: _fail(f"{path} is not a readable Parquet file ({type(e).__name__}).")
+    return [_from_arrow(t, 0, str(path), need)]
+
+def _read_file(path:Path, need=REQUIRED_COLUMNS)->list:
+    "Pieces of one file; `need`: the columns it must have."
+    suf = path.suffix.lower()
+    if suf == '.parquet': return _read_parquet(path, need)
+    if suf in ('.jsonl', '.json'): return _read_json(path, need)
+    _fail(f"{path}: unsupported file type {suf or '(none)'}; use .parquet, .jsonl, .json or a dataset folder.")
+
+def data_files(folder:Path, split:str='train')->list:
+    "The data files `load_ultrafeedback` reads from `folder`: all of them, or those named for `split` when files are named by split."
+    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith('.'))
+    by_split = [p for p in files if re.match(rf'({"|".join(_SPLITS)})([-_.]|$)', p.stem)]
+    if not by_split: return files
+    mine = [p for p in by_split if re.match(rf'{re.escape(split)}([-_.]|$)', p.stem)]
+    if not mine: _fail(f"{folder} has files named by split but none for split {split!r} ({', '.join(p.name for p in by_split[:6])}).")
+    return mine
+
+def _read_folder(path:Path, split:str, **kwargs):
+    "Pieces and per-file row ranges of a folder: a saved dataset, data files, or a dataset repository."
+    import datasets
+    if any((path/f).exists() for f in ('state.json', 'dataset_dict.json')):
+        try: ds = datasets.load_from_disk(str(path))
+        except Exception as e: _fail(f"{path} is not a saved datasets folder ({type(e).__name__}).")
+        if isinstance(ds, datasets.DatasetDict):
+            if split not in ds: _fail(f"{path} has no split {split!r} (splits: {', '.join(ds)}).")
+            ds = ds[split]
+        return [_from_arrow(arrow_table(ds), 0, str(path), REQUIRED_COLUMNS)], []
+    files = data_files(path, split)
+    if not files: return [_from_arrow(arrow_table(load_hub(path, split, **kwargs)), 0, str(path), REQUIRED_COLUMNS)], []
+    pieces, spans, row0 = [], [], 0
+    for f in files:
+        got = _read_file(f, [c for c in REQUIRED_COLUMNS if c != 'source'])
+        n = sum(p.n for p in got)
+        for p in got:
+            p.rows = p.rows + row0
+            p.problems = [(r + row0, *rest) for r, *rest in p.problems]
+            p.repaired = [r + row0 for r in p.repaired]
+            src = p.table.column('source')
+            if src.null_count:   # the per-source layout: the file name is the source
+                p.table = p.table.set_column(0, ultrafeedback_schema().field('source'), pc.fill_null(src, f.stem))
+        spans.append({'file': f.name, 'first_row': row0, 'rows': n})
+        pieces += got; row0 += n
+    return pieces, spans
+
+# %% ../nbs/00_data.ipynb #8d051ed3
+def _fingerprint(path:Path, *extra)->str:
+    "A cheap fingerprint of local input(s): paths, sizes and modification times (hashing the data costs more than reading it)."
+    files = sorted(p for p in path.rglob('*') if p.is_file()) if path.is_dir() else [path]
+    key = '|'.join(f'{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}' for p in files) + repr(extra)
+    return hashlib.sha256(key.encode()).hexdigest()[:16]
+
+def read_ultrafeedback(
+    source:str|Path|None=None, # hub id, .parquet/.jsonl/.json file, folder of such files, saved dataset folder; None: the bundled sample
+    split:str='train',         # split (hub ids, saved DatasetDicts, folders of files named by split)
+    **kwargs,                  # passed to `datasets.load_dataset` for hub ids
+)->tuple:
+    "Read `source` into the UltraFeedback schema, without the Arrow-level checks: `(table, row numbers, ValidationReport of reading, fingerprint)`."
+    source = sample_path() if source is None else source
+    path, spans = Path(source), []
+    if path.is_dir(): pieces, spans = _read_folder(path, split, **kwargs); fp = _fingerprint(path, split)
+    elif path.exists(): pieces = _read_file(path); fp = _fingerprint(path)
+    elif isinstance(source, str) and re.fullmatch(r'[\w.-]+/[\w.-]+', source) and not path.suffix:
+        ds = load_hub(source, split, **kwargs)
+        pieces, fp = [_from_arrow(arrow_table(ds), 0, source, REQUIRED_COLUMNS)], ds._fingerprint
+    else: raise NotusError(f"{source}: no such file or folder (and not a hub id like 'openbmb/UltraFeedback').")
+    n = sum(p.n for p in pieces)
+    if n == 0: _fail(f"{source} holds no rows; an UltraFeedback input needs at least one row.")
+    table = pa.concat_tables([p.table for p in pieces]) if len(pieces) > 1 else pieces[0].table
+    rows = np.concatenate([p.rows for p in pieces]).astype(np.int64)
+    rep = ValidationReport(rows_in=n, rows_kept=table.num_rows, files=spans)
+    for p in pieces:
+        for r, reason, fld in p.problems: rep._drop(reason, r, fld)
+        if p.repaired: rep.repaired.setdefault('lone_surrogate', []).extend(p.repaired)
+    rep.kept_rows = rows
+    return table, rows, rep.check(), fp
 
 # %% ../nbs/00_data.ipynb #9437cea3
 @dataclass
@@ -205,6 +392,9 @@ class ValidationReport:
     rows_kept:int=0
     dropped:dict=field(default_factory=dict)     # reason -> list of input row numbers
     examples:list=field(default_factory=list)    # up to 20 (row, reason, field) tuples
+    repaired:dict=field(default_factory=dict)    # what was repaired (e.g. 'lone_surrogate') -> input row numbers (rows kept)
+    files:list=field(default_factory=list)       # for a folder: {'file', 'first_row', 'rows'} per file read
+    kept_rows:np.ndarray|None=field(default=None, repr=False, compare=False)  # input row number of each kept row
 
     @property
     def rows_dropped(self)->int: return sum(len(v) for v in self.dropped.values())
@@ -218,117 +408,140 @@ class ValidationReport:
     def merge(self, other:ValidationReport)->ValidationReport:
         "Combine a load-time report (self) with the report of validating what was loaded (`other`)."
         out = ValidationReport(self.rows_in, other.rows_kept, {k: list(v) for k, v in self.dropped.items()},
-                               self.examples + other.examples)
-        for k, v in other.dropped.items(): out.dropped.setdefault(k, []).extend(v)
-        out.examples = out.examples[:20]
+                               (self.examples + other.examples)[:20], {k: list(v) for k, v in self.repaired.items()},
+                               list(self.files), other.kept_rows)
+        for k, v in other.dropped.items(): out.dropped[k] = sorted(out.dropped.get(k, []) + list(v))
+        for k, v in other.repaired.items(): out.repaired[k] = sorted(out.repaired.get(k, []) + list(v))
+        out.dropped = {k: out.dropped[k] for k in DROP_REASONS if k in out.dropped}
         return out
 
     def check(self):
-        "Assert the invariant rows in = rows kept + rows dropped."
+        "Assert the invariant rows in = rows kept + rows dropped (and one row number per kept row)."
         assert self.rows_in == self.rows_kept + self.rows_dropped, (self.rows_in, self.rows_kept, self.counts)
+        assert self.kept_rows is None or len(self.kept_rows) == self.rows_kept, (len(self.kept_rows), self.rows_kept)
         return self
 
     def to_dict(self)->dict:
-        return {'rows_in': self.rows_in, 'rows_kept': self.rows_kept, 'rows_dropped': self.rows_dropped,
-                'dropped_by_reason': self.counts, 'dropped_rows': self.dropped,
-                'examples': [{'row': r, 'reason': k, 'field': f} for r, k, f in self.examples]}
+        d = {'rows_in': self.rows_in, 'rows_kept': self.rows_kept, 'rows_dropped': self.rows_dropped,
+             'dropped_by_reason': self.counts, 'dropped_rows': self.dropped,
+             'examples': [{'row': r, 'reason': k, 'field': f} for r, k, f in self.examples],
+             'repaired_by_reason': {k: len(v) for k, v in self.repaired.items()}, 'repaired_rows': self.repaired}
+        if self.files: d['files'] = self.files
+        return d
 
     def __str__(self):
         lines = [f"rows in: {self.rows_in}", f"rows kept: {self.rows_kept}", f"rows dropped: {self.rows_dropped}"]
-        lines += [f"  {k}: {v}" for k, v in sorted(self.counts.items())]
+        lines += [f"  {k}: {v}" for k, v in self.counts.items()]
+        lines += [f"rows repaired ({k.replace('_', ' ')} replaced by U+FFFD): {len(v)}" for k, v in self.repaired.items()]
         if self.examples: lines.append('examples:')
         lines += [f"  row {r}: {k.replace('_', ' ')} in {f}" for r, k, f in self.examples[:5]]
         return '\n'.join(lines)
 
 # %% ../nbs/00_data.ipynb #170d810f
-def _completions(table):
-    "All completions as one flat StructArray, and the row index of each."
-    col = table.column('completions').combine_chunks()
+def flat_completions(table)->tuple:
+    "All completions of `table` as one flat StructArray, the row index of each, and the (combined) `completions` column."
+    col = table.column('completions')
+    if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
     return pc.list_flatten(col), pc.list_parent_indices(col).to_numpy(), col
 
-def _field(arr, name):
+def struct_field(arr, name:str):
     "Struct field `name` of a (possibly nested, dotted) struct array, or None if it does not exist."
     for part in name.split('.'):
         if not pa.types.is_struct(arr.type) or arr.type.get_field_index(part) < 0: return None
-        arr = pc.struct_field(arr, part)
+        arr = pc.struct_field(arr, [arr.type.get_field_index(part)])
     return arr
 
-def _bad_rows(mask_per_completion, parents, n_rows):
-    "Rows having at least one completion flagged in `mask_per_completion`."
-    m = np.asarray(mask_per_completion, bool)
-    return np.bincount(parents[m], minlength=n_rows) > 0 if m.size else np.zeros(n_rows, bool)
+_completions, _field = flat_completions, struct_field   # the former private names
+
+def _blank(text)->np.ndarray:
+    "Empty or whitespace-only strings (nulls are not blank)."
+    return np.asarray(pc.fill_null(pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text)), False), bool)
+
+_RATING_OK = r'^\s*([1-5](\.0+)?|N/A)\s*$'
+
+def _checks(batch)->list:
+    "(reason, field, row mask) of every check, in `DROP_REASONS` order, over one record batch in the schema."
+    n = batch.num_rows
+    col = batch.column('completions')
+    comps, parents = col.flatten(), pc.list_parent_indices(col).to_numpy()
+    rows = lambda m: np.bincount(parents[np.asarray(m, bool)], minlength=n) > 0 if len(parents) else np.zeros(n, bool)
+    null = lambda a: np.asarray(a.is_null(), bool)
+    out = [('missing_field', c, null(batch.column(c))) for c in REQUIRED_COLUMNS]
+    out += [('missing_field', f'completions.{f}', rows(null(struct_field(comps, f)))) for f in ('response', 'critique', 'model', 'overall_score')]
+    ratings = {a: struct_field(comps, f'annotations.{a}.Rating') for a in ASPECTS}
+    out += [('missing_field', f'completions.annotations.{a}.Rating', rows(null(r))) for a, r in ratings.items()]
+    out.append(('too_few_completions', 'completions', pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False) < 2))
+    out.append(('empty_prompt', 'instruction', _blank(batch.column('instruction'))))
+    out.append(('empty_response', 'completions.response', rows(_blank(struct_field(comps, 'response')))))
+    out += [('bad_rating', f'completions.annotations.{a}.Rating', rows(~np.asarray(pc.fill_null(pc.match_substring_regex(r, _RATING_OK), True), bool)))
+            for a, r in ratings.items()]
+    s = struct_field(comps, 'overall_score')
+    ok = pc.and_(pc.is_finite(s), pc.and_(pc.greater_equal(s, SCORE_RANGE[0]), pc.less_equal(s, SCORE_RANGE[1])))
+    out.append(('bad_score', 'completions.overall_score', rows(~np.asarray(pc.fill_null(ok, True), bool))))
+    return out
 
 # %% ../nbs/00_data.ipynb #1f481e6f
-def _problems(table) -> dict:
-    "Per reason, a boolean mask over rows, and the field blamed."
+def validate_table(
+    table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
+    rows=None,           # input row number of each row (default: 0, 1, ...)
+    strict:bool=False,   # raise `InvalidRowError` naming the first bad row and field, instead of dropping
+)->tuple:
+    "Check every row in Arrow; return `(kept table, ValidationReport)`. Rows in = rows kept + rows dropped."
     n = table.num_rows
-    out = {}
-    miss = np.zeros(n, bool); miss_f = {}
-    for c in REQUIRED_COLUMNS:
-        m = np.asarray(table.column(c).is_null(), bool)
-        miss_f.update({i: c for i in np.flatnonzero(m & ~miss)}); miss |= m
-    ctype = table.column('completions').type
-    if not (pa.types.is_list(ctype) or pa.types.is_large_list(ctype)) or not pa.types.is_struct(ctype.value_type):
-        _fail(f"column 'completions' has type {ctype}, expected a list of completion structs.")
-    comps, parents, col = _completions(table)
-    for f in COMPLETION_FIELDS:
-        if _field(comps, f) is None: _fail(f"completions have no field {f!r}: not UltraFeedback data.")
-    wrong = np.zeros(n, bool); wrong_f = {}
-    def flag(mask, store, fields, name):
-        rows = _bad_rows(mask, parents, n)
-        fields.update({i: name for i in np.flatnonzero(rows & ~store)}); store |= rows
-    for f in ['response', 'critique', 'model', 'overall_score']:
-        flag(np.asarray(_field(comps, f).is_null(), bool), miss, miss_f, f'completions.{f}')
-    score = _field(comps, 'overall_score')
-    if not (pa.types.is_floating(score.type) or pa.types.is_integer(score.type)):
-        if pa.types.is_string(score.type) or pa.types.is_large_string(score.type):
-            ok = pc.match_substring_regex(score, r'^\s*\d+(\.\d+)?\s*$')
-            flag(~np.asarray(ok.fill_null(True), bool), wrong, wrong_f, 'completions.overall_score')
-        else: _fail(f"overall_score has type {score.type}, expected a number.")
-    for a in ASPECTS:
-        r = _field(comps, f'annotations.{a}.Rating')
-        if r is None: _fail(f"completions have no annotations.{a}.Rating: not UltraFeedback data.")
-        flag(np.asarray(r.is_null(), bool), miss, miss_f, f'completions.annotations.{a}.Rating')
-    out['missing_field'] = (miss, miss_f)
-    out['wrong_type'] = (wrong, wrong_f)
-    few = np.asarray(pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False) < 2)
-    out['too_few_completions'] = (few, {i: 'completions' for i in np.flatnonzero(few)})
-    resp = _field(comps, 'response')
-    empty = np.asarray(pc.fill_null(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(resp)), 0), False), bool)
-    er = _bad_rows(empty, parents, n)
-    out['empty_response'] = (er, {i: 'completions.response' for i in np.flatnonzero(er)})
-    bad = np.zeros(n, bool); bad_f = {}
-    for a in ASPECTS:
-        r = _field(comps, f'annotations.{a}.Rating')
-        ok = pc.match_substring_regex(pc.utf8_trim_whitespace(r), r'^([1-5](\.0)?|N/A)$')
-        flag(~np.asarray(ok.fill_null(True), bool), bad, bad_f, f'completions.annotations.{a}.Rating')
-    out['bad_rating'] = (bad, bad_f)
-    return out
+    rows = np.arange(n) if rows is None else np.asarray(rows, np.int64)
+    per_batch = [_checks(b) for b in table.to_batches()]
+    checks = [(r, f, np.concatenate([b[i][2] for b in per_batch])) for i, (r, f, _) in enumerate(per_batch[0])] if per_batch else []
+    rep, dropped = ValidationReport(rows_in=n), np.zeros(n, bool)
+    for reason in DROP_REASONS:
+        subs = [(f, m) for r, f, m in checks if r == reason]
+        if not subs: continue
+        new = np.logical_or.reduce([m for _, m in subs]) & ~dropped
+        if not new.any(): continue
+        idx = np.flatnonzero(new)
+        field_of = lambda i: next(f for f, m in subs if m[i])
+        if strict: raise InvalidRowError(f"row {rows[idx[0]]}: {reason.replace('_', ' ')} in field {field_of(idx[0])}.")
+        rep.dropped[reason] = rows[idx].tolist()
+        rep.examples += [(int(rows[i]), reason, field_of(i)) for i in idx[:max(0, 20 - len(rep.examples))]]
+        dropped |= new
+    rep.rows_kept, rep.kept_rows = int(n - dropped.sum()), rows[~dropped]
+    return (table.filter(pa.array(~dropped)) if dropped.any() else table), rep.check()
 
 # %% ../nbs/00_data.ipynb #5d2df87a
 def validate_ultrafeedback(
-    ds,                        # a `datasets.Dataset` with the UltraFeedback columns
+    ds,                        # a `datasets.Dataset` (or `pyarrow.Table`) with the UltraFeedback columns
     strict:bool=False,         # raise `InvalidRowError` naming the first bad row and field, instead of dropping
     row_index=None,            # original row numbers of `ds`'s rows (for reports on pre-filtered data)
 ):
-    "Check every row; return `(kept_dataset, ValidationReport)`. Rows in = rows kept + rows dropped."
-    _check_columns(ds.column_names, 'the dataset')
+    "Check every row; return `(kept rows, ValidationReport)`, kept rows of the same kind as `ds`. Rows in = rows kept + rows dropped."
+    import datasets
     table = arrow_table(ds)
-    n = table.num_rows
-    idx = np.arange(n) if row_index is None else np.asarray(row_index)
-    probs = _problems(table)
-    rep, dropped = ValidationReport(rows_in=n), np.zeros(n, bool)
-    for reason in DROP_REASONS:
-        mask, fields = probs[reason]
-        new = mask & ~dropped
-        if strict and new.any():
-            i = int(np.flatnonzero(new)[0])
-            raise InvalidRowError(f"row {idx[i]}: {reason.replace('_', ' ')} in field {fields.get(i, '?')}.")
-        for i in np.flatnonzero(new): rep._drop(reason, idx[i], fields.get(i, '?'))
-        dropped |= new
-    rep.rows_kept = int((~dropped).sum())
-    kept = ds if not dropped.any() else ds.select(np.flatnonzero(~dropped)).flatten_indices()
-    return kept, rep.check()
+    _check_columns(table.column_names, 'the dataset')
+    try: table = conform_table(table)
+    except SchemaMismatch as e: _fail(f"column {e} has a type that cannot be read as UltraFeedback; load the file with load_ultrafeedback.")
+    kept, rep = validate_table(table, row_index, strict)
+    return (kept if isinstance(ds, pa.Table) else datasets.Dataset(kept)), rep
+
+# %% ../nbs/00_data.ipynb #8d051ed9
+def load_ultrafeedback(
+    source:str|Path|None=None, # hub id (e.g. "openbmb/UltraFeedback"), a .parquet/.jsonl/.json file, a folder of them, or a saved dataset folder; None: the bundled sample
+    split:str='train',         # split to load (hub datasets, DatasetDict folders, folders of files named by split)
+    strict:bool=False,         # raise `InvalidRowError` on the first bad row instead of dropping it
+    validate:bool=True,        # run the row checks of `validate_table`
+    **kwargs,                  # passed to `datasets.load_dataset` for hub ids
+):
+    "Load UltraFeedback rows from the hub or local files; returns `(dataset, ValidationReport)`."
+    import datasets
+    from datasets.table import InMemoryTable
+    table, rows, pre, fp = read_ultrafeedback(source, split, **kwargs)
+    if strict and pre.examples:
+        r, reason, fld = min(pre.examples)
+        raise InvalidRowError(f"row {r}: {reason.replace('_', ' ')} in field {fld}.")
+    rep = pre
+    if validate:
+        table, post = validate_table(table, rows, strict)
+        rep = pre.merge(post)
+    fp = hashlib.sha256(f'{fp}:{validate}:{len(table)}'.encode()).hexdigest()[:16]
+    return datasets.Dataset(InMemoryTable(table), fingerprint=fp), rep.check()
 
 # %% ../nbs/00_data.ipynb #36ad72c5
 def _rating(arr):
@@ -345,23 +558,23 @@ def completions_frame(
 )->pd.DataFrame:
     "One row per completion: ids, source, model, the aspect ratings as numbers, their mean, `overall_score`."
     table = arrow_table(ds)
-    comps, parents, col = _completions(table)
+    comps, parents, col = flat_completions(table)
     n_per = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
     comp_idx = np.arange(len(parents)) - np.repeat(np.cumsum(n_per) - n_per, n_per)
     instr = table.column('instruction').combine_chunks()
     ids = np.array([prompt_id(t) for t in instr.to_pylist()], dtype=object)
     df = pd.DataFrame({'prompt_idx': parents, 'completion_idx': comp_idx, 'prompt_id': ids[parents],
                        'source': pc.take(table.column('source').combine_chunks(), pa.array(parents)).to_numpy(zero_copy_only=False),
-                       'model': _field(comps, 'model').to_numpy(zero_copy_only=False)})
-    for a in ASPECTS: df[a] = _rating(_field(comps, f'annotations.{a}.Rating'))
+                       'model': struct_field(comps, 'model').to_numpy(zero_copy_only=False)})
+    for a in ASPECTS: df[a] = _rating(struct_field(comps, f'annotations.{a}.Rating'))
     r = df[list(aspects)].to_numpy()
     df['n_rated'] = (~np.isnan(r)).sum(1)
     with np.errstate(all='ignore'): df['mean_rating'] = np.where(df.n_rated > 0, np.nansum(r, 1) / np.maximum(df.n_rated, 1), np.nan)
-    score = _field(comps, 'overall_score')
+    score = struct_field(comps, 'overall_score')
     df['overall_score'] = pc.cast(score, pa.float64(), safe=False).to_numpy(zero_copy_only=False) if not pa.types.is_string(score.type) else _rating(score)
     if text:
-        df['response'] = _field(comps, 'response').to_numpy(zero_copy_only=False)
-        df['critique'] = _field(comps, 'critique').to_numpy(zero_copy_only=False)
+        df['response'] = struct_field(comps, 'response').to_numpy(zero_copy_only=False)
+        df['critique'] = struct_field(comps, 'critique').to_numpy(zero_copy_only=False)
     return df
 
 # %% ../nbs/00_data.ipynb #7c3ef9d7
