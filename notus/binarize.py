@@ -17,7 +17,7 @@ from .pairs import PAIRS_SUFFIXES, write_pairs
 __all__ = ['STRATEGIES', 'PAIR_COLUMNS', 'SPLITS', 'DATASET_MARKERS', 'save_pairs', 'weighted_mean', 'rating_matrix', 'draw_keys',
            'uniform_draws', 'strategy_mean_rating', 'strategy_overall_score', 'strategy_best_worst', 'select_pairs',
            'BinarizeReport', 'binarize', 'to_flat', 'test_rows', 'split_pairs', 'Comparison', 'compare',
-           'chosen_differs', 'output_paths', 'report_path', 'write_outputs', 'binarize_cli']
+           'chosen_differs', 'output_paths', 'report_path', 'write_outputs', 'check_pairs', 'binarize_cli']
 
 # %% ../nbs/03_binarize.ipynb #017daa9b
 def _weights(aspects=None, weights=None)->np.ndarray:
@@ -326,7 +326,7 @@ def to_flat(pairs)->'datasets.Dataset':
         'rejected_response': text('rejected'), 'rejected_avg_rating': t.column('rejected_rating'),
         'rejected_model': t.column('rejected_model'), 'strategy': t.column('strategy')}))
 
-# %% ../nbs/03_binarize.ipynb #0a721461
+# %% ../nbs/03_binarize.ipynb #b8d9aae1
 def test_rows(
     test_size:float|int,   # share (0 <= x < 1) or whole number of prompts
     n:int|None=None,       # number of prompts (None: only check the value)
@@ -458,9 +458,11 @@ def write_outputs(
 save_pairs = write_pairs     # the former name, until its last callers use `notus.pairs.write_pairs`
 
 # %% ../nbs/03_binarize.ipynb #5c4ed2cd
-def _no_pairs(what, counts):
+def check_pairs(pairs, what:str, counts:dict):
+    "Refuse to go on with 0 pairs: a `NotusError` naming the step (`what`) and why its rows were dropped (`counts`)."
+    if len(pairs): return pairs
     why = ', '.join(f'{k}: {v}' for k, v in counts.items()) or 'no rows'
-    return NotusError(f"{what} left 0 pairs ({why}); nothing was written: try another strategy or a smaller --min-margin.")
+    raise NotusError(f"{what} left 0 pairs ({why}); nothing was written: try another strategy or a smaller --min-margin.")
 
 def binarize_cli(
     input:str=None,                 # UltraFeedback file/dir or hub id (default: the bundled sample)
@@ -490,13 +492,13 @@ def binarize_cli(
     cf = completions_frame(ds)
     pairs, rep = binarize(ds, strategy, seed, aspects=aspects, min_margin=min_margin, batch_size=batch_size,
                           num_proc=num_proc, progress=None, cf=cf)
-    if len(pairs) == 0: raise _no_pairs(f'{strategy} binarization', rep.counts)
+    check_pairs(pairs, f'{strategy} binarization', rep.counts)
     out = {'input': str(input or 'bundled sample'), 'validation': vrep.to_dict(), 'binarize': rep.to_dict(ids=True)}
     if clean:
         from notus.clean import clean_pairs
         pairs, crep = clean_pairs(pairs)
         out['clean'] = crep.to_dict()
-        if len(pairs) == 0: raise _no_pairs('cleaning', crep.counts)
+        check_pairs(pairs, 'cleaning', crep.counts)
     if strategy != 'overall_score' and strategy != 'all_pairs':
         out['share_chosen_differs_from_overall_score'] = chosen_differs(cf, strategy, 'overall_score', seed, aspects=aspects, min_margin=min_margin)
     res = to_flat(pairs) if flat else pairs

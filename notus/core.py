@@ -114,16 +114,15 @@ def check_output(
     "Refuse an output path that is empty, of an unknown kind, not writable, or that would replace an input or a folder notus did not write; return it as a `Path`."
     if path is None or not str(path).strip(): raise NotusError(f"the {what} path is empty; give a file or folder name.")
     p = Path(path)
-    suf = p.suffix.lower()
-    if suffixes is not None and suf not in suffixes:
-        kinds = ', '.join(s or 'a folder (no suffix)' for s in suffixes)
-        raise NotusError(f"{path}: unsupported {what} type {suf or '(none)'}; use {kinds}.")
-    rp = p.resolve()
+    suf, rp = p.suffix.lower(), p.resolve()
     for i in inputs:
         if i is None or not Path(i).exists(): continue
         ri = Path(i).resolve()
         if _within(rp, ri) or _within(ri, rp):
             raise NotusError(f"{what} {path} would overwrite the input {i}; choose another {what} path.")
+    if suffixes is not None and suf not in suffixes:
+        kinds = ', '.join(s or 'a folder (no suffix)' for s in suffixes)
+        raise NotusError(f"{path}: unsupported {what} type {suf or '(none)'}; use {kinds}.")
     if suf and rp.is_dir(): raise NotusError(f"{what} {path} is an existing folder; give a file name that is not taken.")
     if replaces is not None and rp.is_dir() and any(rp.iterdir()) and not any((rp/m).exists() for m in replaces):
         raise NotusError(f"{what} {path} holds other files and is not a folder notus wrote; give a new folder name.")
@@ -133,7 +132,7 @@ def check_output(
         raise NotusError(f"cannot write the {what} {path}: {parent} is not a writable folder.")
     return p
 
-# %% ../nbs/00_core.ipynb #7b1de7e5
+# %% ../nbs/00_core.ipynb #7b1eb9ad
 def check_count(
     value,                  # the value the user gave (None passes when `optional`)
     what:str,               # the option's name, for the message (e.g. '--batch-size')

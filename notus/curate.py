@@ -8,12 +8,14 @@ Docs: https://notus-dev.github.io/notus/curate.html.md"""
 from __future__ import annotations
 import json, time
 from pathlib import Path
-from .data import load_ultrafeedback, NotusError
-from .binarize import binarize, compare, split_pairs, save_pairs
+from .core import NotusError, atomic_paths, check_output
+from .data import load_ultrafeedback, sample_path
+from .binarize import STRATEGIES, binarize, check_pairs, compare, report_path, split_pairs, test_rows
+from .pairs import write_pairs
 from .clean import clean_pairs
 
 # %% auto #0
-__all__ = ['curate', 'curate_cli']
+__all__ = ['curate_paths', 'curate', 'curate_cli']
 
 # %% ../nbs/04a_curate.ipynb #0339813a
 def _md_report(r:dict)->str:
@@ -32,43 +34,69 @@ def _md_report(r:dict)->str:
     if r.get('analysis'): lines += ["", f"Analysis with plots and suspicious records: [{Path(r['analysis']).parent.name}/{Path(r['analysis']).name}]({Path(r['analysis']).parent.name}/{Path(r['analysis']).name})"]
     return '\n'.join(lines) + '\n'
 
+def _analysis_report():
+    "The function that writes the analysis report (plots, suspicious records), or None without the plotting extras."
+    try:
+        from notus import analysis
+        return getattr(analysis, 'analysis_report', None)
+    except ImportError: return None
+
+def curate_paths(
+    source,                       # the input (file, folder, hub id or None for the bundled sample)
+    out:str|Path,                 # the output folder
+    json_report:str|Path|None=None, # an extra copy of report.json (None: none)
+    benchmarks:dict|None=None,    # benchmark files read by the run (they must not be replaced either)
+)->tuple:
+    "Check curate's outputs before any work: `(out, json_report)` as paths; the folder must not hold or replace an input."
+    inputs = [source if source is not None else sample_path()] + [b for b in (benchmarks or {}).values() if isinstance(b, (str, Path))]
+    out = check_output(out, inputs, [''], 'output folder', replaces=['report.json'])
+    return out, report_path(json_report, inputs, [out])
+
 def curate(
     source=None,                    # UltraFeedback file/dir or hub id (default: the bundled sample)
-    out:str|Path='curate_out',      # output directory
+    out:str|Path='curate_out',      # output directory (replaced whole when the run succeeds)
     strategy:str='mean_rating',     # binarization strategy
     seed:int=42,                    # seed of the draws and of the split
     test_size:float|int=0.1,        # share or number of prompts in test_prefs
     benchmarks:dict|None=None,      # benchmark prompts (or files) to decontaminate against
     analysis:bool=True,             # also write the analysis report (plots, suspicious records)
     progress:bool|None=None,        # progress bar
+    json_report:str|Path|None=None, # also write the report JSON here (together with the folder)
 )->dict:
     "Validate, binarize, clean, compare, split and write; returns the report as a dict."
     from tqdm.auto import tqdm
-    out = Path(out); out.mkdir(parents=True, exist_ok=True)
+    if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    test_rows(test_size)
+    out, rfile = curate_paths(source, out, json_report, benchmarks)
     t0 = time.time()
     bar = tqdm(total=6, desc='curate', disable=progress is False if progress is not None else None)
     def step(name): bar.set_postfix_str(name); bar.update()
     ds, vrep = load_ultrafeedback(source); step('validated')
     if len(ds) == 0: raise NotusError("no valid rows left after validation; nothing to curate.")
     pairs, brep = binarize(ds, strategy, seed); step('binarized')
+    check_pairs(pairs, f'{strategy} binarization', brep.counts)
     pairs, crep = clean_pairs(pairs, benchmarks=benchmarks); step('cleaned')
+    check_pairs(pairs, 'cleaning', crep.counts)
     cmp = compare(ds, strategy, 'overall_score', seed) if strategy not in ('overall_score', 'all_pairs') else None; step('compared')
     splits = split_pairs(pairs, test_size, seed)
-    files = {k: str(save_pairs(v, out/f'{k}.parquet')) for k, v in splits.items()}; step('written')
     report = {'input': str(source or 'bundled sample'), 'validation': vrep.to_dict(), 'binarize': brep.to_dict(ids=True),
               'clean': crep.to_dict(ids=True), 'splits': {k: len(v) for k, v in splits.items()},
               'comparison': cmp.to_dict() if cmp else {'share_chosen_differs': 0.0, 'n_compared': 0, 'by_source': []},
-              'files': files}
-    if analysis:
-        try:
-            from notus.analysis import analysis_report
-            report['analysis'] = str(analysis_report(ds, out/'analysis'))
-        except ImportError: pass
-    step('reported')
-    bar.close()
-    report['seconds'] = round(time.time() - t0, 2)
-    (out/'report.json').write_text(json.dumps(report, indent=2, default=str))
-    (out/'report.md').write_text(_md_report(report))
+              'files': {k: str(out/f'{k}.parquet') for k in splits}}
+    with atomic_paths([out] + ([rfile] if rfile else [])) as tmps:   # the folder (and the extra report) appear whole
+        tmp = tmps[0]; tmp.mkdir()
+        for k, v in splits.items(): write_pairs(v, tmp/f'{k}.parquet')
+        step('written')
+        write_analysis = _analysis_report() if analysis else None
+        if write_analysis is not None:
+            report['analysis'] = str(out/Path(write_analysis(ds, tmp/'analysis')).relative_to(tmp))
+        elif analysis: report['analysis_skipped'] = 'the plotting extras are not installed (pip install notus[plots])'
+        step('reported')
+        bar.close()
+        report['seconds'] = round(time.time() - t0, 2)
+        (tmp/'report.json').write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
+        (tmp/'report.md').write_text(_md_report(report), encoding='utf-8')
+        if rfile: tmps[-1].write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
     return report
 
 # %% ../nbs/04a_curate.ipynb #23720d72
@@ -85,12 +113,13 @@ def curate_cli(
     "Curate UltraFeedback the Notus way and write a DPO-ready dataset with a report."
     bench = {f'{Path(b).stem}_{i}' if [Path(x).stem for x in benchmark].count(Path(b).stem) > 1 else Path(b).stem: b
              for i, b in enumerate(benchmark)} if benchmark else None
-    r = curate(input, out, strategy, seed, int(test_size) if test_size >= 1 else test_size, bench, not no_analysis)
+    r = curate(input, out, strategy, seed, int(test_size) if test_size >= 1 else test_size, bench, not no_analysis,
+               json_report=json_report)
     v, b, c = r['validation'], r['binarize'], r['clean']
     print(f"validate: {v['rows_in']} rows in, {v['rows_kept']} kept, {v['rows_dropped']} dropped {v['dropped_by_reason'] or ''}")
     print(f"binarize ({b['strategy']}): {b['pairs_out']} pairs, {b['rows_dropped']} prompts dropped {b['dropped_by_reason'] or ''}")
     print(f"clean: {c['rows_in']} -> {c['rows_out']} pairs {c['dropped_by_reason'] or ''}")
     print(f"chosen differs from overall_score on {r['comparison']['share_chosen_differs']:.1%} of prompts")
     print(f"wrote {r['splits']['train_prefs']} train + {r['splits']['test_prefs']} test pairs and report.md to {out}/ in {r['seconds']} s")
-    if json_report: Path(json_report).write_text(json.dumps(r, indent=2, default=str))
+    if 'analysis_skipped' in r: print(f"analysis skipped: {r['analysis_skipped']}")
     return r
