@@ -9,14 +9,14 @@ from __future__ import annotations
 import json as _json
 from pathlib import Path
 import numpy as np, pandas as pd
-from .data import ASPECTS, NotusError, completions_frame, load_ultrafeedback
+from .data import ASPECTS, NotusError, completions_frame
+from .report import figure, style, save_figure, write_text
 
 # %% auto #0
-__all__ = ['RATING_LEVELS', 'RATING_BINS', 'FIG_WIDTH', 'overview', 'rating_counts', 'na_rates', 'score_counts', 'group_summary',
+__all__ = ['RATING_LEVELS', 'RATING_BINS', 'overview', 'rating_counts', 'na_rates', 'score_counts', 'group_summary',
            'model_summary', 'source_summary', 'joint_counts', 'plot_aspect_ratings', 'plot_mean_rating',
            'plot_overall_score', 'plot_na_rates', 'plot_joint', 'plot_groups', 'plot_models', 'plot_sources',
-           'analysis_tables', 'analysis_figures', 'md_table', 'save_figure', 'write_report', 'analysis_sections',
-           'analysis_report', 'analyze_cli']
+           'analysis_tables', 'analysis_figures', 'analysis_sections']
 
 # %% ../nbs/01_analysis.ipynb #28dcf28d
 def overview(
@@ -112,29 +112,15 @@ def joint_counts(
     t.index.name, t.columns.name = 'overall_score', 'mean rating'
     return t
 
-# %% ../nbs/01_analysis.ipynb #ba29aac3
-FIG_WIDTH = 8.0
-
-def _fig(h:float=3.6, ncols:int=1, **kw):
-    from matplotlib.figure import Figure
-    fig = Figure(figsize=(FIG_WIDTH, h), layout='constrained')
-    axs = fig.subplots(1, ncols, **kw)
-    return fig, axs
-
-def _style():
-    import seaborn as sns
-    sns.set_theme(style='whitegrid', context='notebook', font_scale=0.9)
-    return sns
-
 # %% ../nbs/01_analysis.ipynb #82260863
 def plot_aspect_ratings(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
     "Bar chart: share of completions per rating value (1..5, N/A), one colour per aspect."
-    sns = _style()
+    sns = style()
     rc = rating_counts(cf)
     share = (rc / rc.sum().replace(0, 1)).rename_axis('rating').reset_index().melt('rating', var_name='aspect', value_name='share')
-    fig, ax = _fig(3.6)
+    fig, ax = figure(3.6)
     sns.barplot(share, x='rating', y='share', hue='aspect', ax=ax)
     ax.set(xlabel='aspect rating', ylabel='share of completions', title='Aspect ratings')
     ax.legend(title='aspect', fontsize=8, title_fontsize=8)
@@ -145,8 +131,8 @@ def plot_mean_rating(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
     "Histogram of the mean aspect rating of each completion."
-    sns = _style()
-    fig, ax = _fig(3.2)
+    sns = style()
+    fig, ax = figure(3.2)
     sns.histplot(cf.mean_rating.dropna(), bins=np.arange(0.875, 5.2, 0.25), ax=ax, color='C0')
     ax.set(xlabel='mean aspect rating (1-5)', ylabel='completions', title='Mean rating per completion', xlim=(0.75, 5.25))
     return fig
@@ -155,8 +141,8 @@ def plot_overall_score(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
     "Histogram of `overall_score`, in half-point bins."
-    sns = _style()
-    fig, ax = _fig(3.2)
+    sns = style()
+    fig, ax = figure(3.2)
     sns.histplot(cf.overall_score.dropna(), bins=np.arange(0.75, 10.3, 0.5), ax=ax, color='C1')
     ax.set(xlabel='overall_score (1-10)', ylabel='completions', title='overall_score per completion', xticks=range(1, 11))
     return fig
@@ -166,9 +152,9 @@ def plot_na_rates(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
     "Bar chart of the share of N/A ratings per aspect (and for any aspect)."
-    sns = _style()
+    sns = style()
     s = na_rates(cf)
-    fig, ax = _fig(2.6)
+    fig, ax = figure(2.6)
     sns.barplot(x=s.to_numpy() * 100, y=s.index.tolist(), ax=ax, color='C2', orient='h')
     ax.set(xlabel='completions rated N/A (%)', ylabel='aspect', title='N/A ratings')
     for i, v in enumerate(s.to_numpy()): ax.text(v * 100, i, f' {v:.1%}', va='center', fontsize=8)
@@ -183,10 +169,10 @@ def plot_joint(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
     "Heatmap of completions per `overall_score` × mean-rating bin (log colour scale, counts annotated)."
-    sns = _style()
+    sns = style()
     from matplotlib.colors import LogNorm
     jc = joint_counts(cf)
-    fig, ax = _fig(4.6)
+    fig, ax = figure(4.6)
     vmax = max(int(jc.to_numpy().max()), 2)
     sns.heatmap(jc.where(jc > 0), norm=LogNorm(1, vmax), cmap='viridis', annot=jc.map(_short), fmt='',
                 annot_kws={'fontsize': 8}, linewidths=0.5, linecolor='white', ax=ax,
@@ -202,11 +188,11 @@ def plot_groups(
     kind:str='box',   # 'box' or 'violin'
 ):
     "Per group: distribution of the mean rating (left) and of `overall_score` (right), best group on top."
-    sns = _style()
+    sns = style()
     if kind not in ('box', 'violin'): raise NotusError(f"kind must be 'box' or 'violin', not {kind!r}.")
     d = cf[[by, 'mean_rating', 'overall_score']]
     order = d.groupby(by).mean_rating.median().sort_values(ascending=False).index.tolist()
-    fig, axs = _fig(max(2.4, 0.3 * len(order) + 1.0), 2, sharey=True)
+    fig, axs = figure(max(2.4, 0.3 * len(order) + 1.0), 2, sharey=True)
     draw = sns.boxplot if kind == 'box' else sns.violinplot
     kw = dict(fliersize=1.5, linewidth=0.8) if kind == 'box' else dict(cut=0, linewidth=0.6, density_norm='width')
     for ax, col, lab, lim, c in [(axs[0], 'mean_rating', 'mean aspect rating (1-5)', (0.8, 5.2), 'C0'),
@@ -241,59 +227,6 @@ def analysis_figures(
             'overall_score': plot_overall_score(cf), 'na_rates': plot_na_rates(cf), 'joint': plot_joint(cf),
             'models': plot_models(cf), 'sources': plot_sources(cf)}
 
-# %% ../nbs/01_analysis.ipynb #8f2b9bfb
-def _fmt(v):
-    if isinstance(v, (float, np.floating)):
-        return '' if np.isnan(v) else f'{v:.3f}'.rstrip('0').rstrip('.') if abs(v) < 1e4 else f'{v:.0f}'
-    return str(v)
-
-def md_table(
-    df:pd.DataFrame, # table to write (its index becomes the first column)
-    max_rows:int=40, # rows kept (the rest are counted in a last line)
-)->str:
-    "A GitHub-flavoured Markdown table of `df`."
-    d = df.reset_index() if not isinstance(df.index, pd.RangeIndex) else df
-    esc = lambda s: str(s).replace('|', '\\|').replace('\n', ' ')
-    lines = ['| ' + ' | '.join(esc(c) for c in d.columns) + ' |', '|' + '---|' * len(d.columns)]
-    lines += ['| ' + ' | '.join(esc(_fmt(v)) for v in row) + ' |' for row in d.head(max_rows).itertuples(index=False)]
-    if len(d) > max_rows: lines.append(f'\n({len(d) - max_rows} more rows)')
-    return '\n'.join(lines)
-
-def _html_table(df, max_rows=40):
-    d = df.head(max_rows)
-    return d.to_html(float_format=lambda v: _fmt(v), border=0, classes='table', escape=True)
-
-def save_figure(fig, path:Path, dpi:int=100)->Path:
-    "Save a Figure as PNG (`dpi` 100: 800 pixels wide) and release it."
-    fig.savefig(path, dpi=dpi)
-    fig.clear()
-    return Path(path)
-
-def write_report(
-    sections:list,        # dicts with 'title', and optional 'text', 'table' (DataFrame), 'figure' (PNG file name)
-    out_dir:Path,         # directory holding the PNGs; report.md and report.html are written there
-    title:str='UltraFeedback analysis', # page title
-    html:bool=True,       # also write report.html
-)->Path:
-    "Write `report.md` (and `report.html`) from sections; returns the path of report.md."
-    import html as _h
-    out_dir = Path(out_dir)
-    md, ht = [f'# {title}', ''], [f'<!doctype html><meta charset="utf-8"><title>{_h.escape(title)}</title>',
-        '<style>body{font-family:sans-serif;max-width:840px;margin:auto;padding:1em}img{max-width:100%}'
-        'table{border-collapse:collapse;font-size:13px}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}</style>',
-        f'<h1>{_h.escape(title)}</h1>']
-    for s in sections:
-        md += [f"## {s['title']}", '']
-        ht.append(f"<h2>{_h.escape(s['title'])}</h2>")
-        if s.get('text'): md += [s['text'], '']; ht.append(f"<p>{_h.escape(s['text'])}</p>")
-        if s.get('table') is not None: md += [md_table(s['table']), '']; ht.append(_html_table(s['table']))
-        if s.get('figure'):
-            md += [f"![{s['title']}]({s['figure']})", '']
-            ht.append(f"<p><img src=\"{_h.escape(s['figure'])}\" alt=\"{_h.escape(s['title'])}\"></p>")
-    (out_dir/'report.md').write_text('\n'.join(md) + '\n', encoding='utf-8')
-    if html: (out_dir/'report.html').write_text('\n'.join(ht) + '\n', encoding='utf-8')
-    return out_dir/'report.md'
-
 # %% ../nbs/01_analysis.ipynb #c43eb8cf
 _SECTIONS = [
     ('Overview', 'overview', None, 'Sizes, N/A share, and how well overall_score agrees with the mean aspect rating.'),
@@ -316,9 +249,9 @@ def analysis_sections(
     "Write the analysis tables (CSV, summary.json) and plots (PNG) to `out_dir`; return the report sections."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     tables = analysis_tables(cf)
-    for k, t in tables.items(): t.to_csv(out_dir/f'{k}.csv')
+    for k, t in tables.items(): write_text(out_dir/f'{k}.csv', t.to_csv())
     summary = {k: _json.loads(t.to_json(orient='split', default_handler=str)) for k, t in tables.items()}
-    (out_dir/'summary.json').write_text(_json.dumps(summary, indent=1, default=str), encoding='utf-8')
+    write_text(out_dir/'summary.json', _json.dumps(summary, indent=1, default=str))
     if progress is not None: progress.update()
     figs = {}
     for name, fn in [('aspect_ratings', plot_aspect_ratings), ('mean_rating', plot_mean_rating),
@@ -328,48 +261,3 @@ def analysis_sections(
         if progress is not None: progress.update()
     return [{'title': title, 'text': text, 'table': tables.get(tk) if tk else None, 'figure': figs.get(fk) if fk else None}
             for title, tk, fk, text in _SECTIONS]
-
-# %% ../nbs/01_analysis.ipynb #49b2e19a
-def _non_empty(ds, cf):
-    if len(cf) == 0: raise NotusError("the dataset has no valid rows to analyse (every row was dropped by validation).")
-
-def analysis_report(
-    ds,                   # UltraFeedback rows (`datasets.Dataset`), e.g. from `load_ultrafeedback`
-    out_dir:str|Path,     # output directory (created)
-    mismatch:bool=True,   # add the sections of `notus.mismatch` (strategy disagreement, suspicious records)
-    top:int=20,           # suspicious records listed in the report
-    html:bool=True,       # also write report.html
-    title:str='UltraFeedback analysis', # report title
-    progress:bool=False,  # show a progress bar
-)->Path:
-    "Write tables (CSV/JSON), plots (PNG) and a one-page report.md (and .html) to `out_dir`; returns report.md."
-    from tqdm.auto import tqdm
-    out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=9 + 2 * mismatch, desc='analyze', disable=not progress or None) as bar:
-        cf = completions_frame(ds, text=mismatch); bar.update()
-        _non_empty(ds, cf)
-        sections = analysis_sections(cf, out_dir, bar)
-        if mismatch:
-            from notus.mismatch import mismatch_sections
-            sections += mismatch_sections(ds, out_dir, top=top, cf=cf, progress=bar)
-        path = write_report(sections, out_dir, title=title, html=html); bar.update()
-    return path
-
-# %% ../nbs/01_analysis.ipynb #ab5ca215
-def analyze_cli(
-    path:str=None,            # UltraFeedback file or directory, or hub id (default: the bundled sample)
-    out:str='analysis_out',   # output directory for tables, plots and the report
-    top:int=20,               # suspicious records listed in the report
-    no_mismatch:bool=False,   # leave out the mismatch sections (strategy disagreement, suspicious records)
-    no_html:bool=False,       # write report.md only
-    split:str='train',        # split, for hub ids and DatasetDict directories
-):
-    "Analyse an UltraFeedback file: summary tables (CSV/JSON), plots (PNG) and a one-page report."
-    import matplotlib
-    matplotlib.use('Agg')
-    top = int(top)  # the CLI may pass strings
-    ds, rep = load_ultrafeedback(path, split=split)
-    if rep.rows_dropped: print(f"validation dropped {rep.rows_dropped} of {rep.rows_in} rows: {rep.counts}")
-    p = analysis_report(ds, out, mismatch=not no_mismatch, top=top, html=not no_html, progress=True)
-    print(f"report: {p}")
-    return p

@@ -10,13 +10,15 @@ import json as _json
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import ASPECTS, NotusError, completions_frame, load_ultrafeedback, arrow_table, _completions
+from .data import ASPECTS, NotusError, completions_frame, load_ultrafeedback, arrow_table
+from .report import figure, style, save_figure, write_text
 
 # %% auto #0
-__all__ = ['BANDS', 'REVIEW_COLUMNS', 'RECORD_COLUMNS', 'DisagreementReport', 'disagreement', 'critique_negativity',
+__all__ = ['BANDS', 'REVIEW_COLUMNS', 'FLAG_BANDS', 'RECORD_COLUMNS', 'DisagreementReport', 'disagreement', 'critique_negativity',
            'score_suspicion', 'detector_quality', 'inflated_chosen', 'overall_score_bands', 'replace_overall_score',
-           'ScoreFix', 'fix_overall_score', 'suspicious_records', 'attach_suspicion', 'plot_disagreement',
-           'plot_suspicion', 'mismatch_summary', 'mismatch_sections', 'mismatch_cli']
+           'ScoreFix', 'fix_overall_score', 'flag_bands', 'band_counts', 'input_rows', 'suspicion_reasons',
+           'suspicious_records', 'attach_suspicion', 'plot_disagreement', 'plot_suspicion', 'mismatch_summary',
+           'mismatch_sections', 'mismatch_cli']
 
 # %% ../nbs/02_mismatch.ipynb #8b65adcf
 @dataclass
@@ -124,17 +126,17 @@ def inflated_chosen(
             'share_chosen_flagged': float(ch.mean()) if len(sp) else 0.0, 'rejected_flagged': int(rj.sum())}
 
 # %% ../nbs/02_mismatch.ipynb #a69af565
-BANDS = ['low', 'review', 'kept', 'unrated']
+BANDS = ['inflated', 'review', 'kept', 'unrated']
 
 def overall_score_bands(
     cf:pd.DataFrame,          # `completions_frame`
     bug_score:float=10.0,     # the value the parser wrote for a critique score of 1
-    low_max:float=2.0,        # mean rating <= this: the score was a 1
+    low_max:float=2.0,        # mean rating <= this: the score was a 1 ('inflated')
     review_max:float=4.0,     # low_max < mean rating <= this: re-score (upstream: with GPT-4)
 )->pd.Series:
-    "Per completion: 'low', 'review', 'kept', 'unrated' for scores equal to `bug_score`, None otherwise."
+    "Per completion: 'inflated', 'review', 'kept', 'unrated' for scores equal to `bug_score`, None otherwise."
     m, hit = cf.mean_rating.to_numpy(), cf.overall_score.to_numpy() == bug_score
-    band = np.select([~hit, np.isnan(m), m <= low_max, m <= review_max], [None, 'unrated', 'low', 'review'], 'kept')
+    band = np.select([~hit, np.isnan(m), m <= low_max, m <= review_max], [None, 'unrated', 'inflated', 'review'], 'kept')
     return pd.Series(band, index=cf.index, name='band', dtype=object)
 
 # %% ../nbs/02_mismatch.ipynb #d8920020
@@ -145,7 +147,8 @@ def replace_overall_score(
     "A copy of `ds` (same type and schema) with `completions[].overall_score` replaced by `scores`."
     import datasets
     table = arrow_table(ds)
-    flat, _, col = _completions(table)
+    col = table.column('completions').combine_chunks()
+    flat = pc.list_flatten(col)
     scores = np.asarray(scores, float)
     if len(scores) != len(flat): raise NotusError(f"expected {len(flat)} scores (one per completion), got {len(scores)}.")
     st = flat.type
@@ -178,14 +181,14 @@ def fix_overall_score(
     bug_score:float=10.0,     # the value the parser wrote for a critique score of 1
     low_max:float=2.0,        # mean rating <= this: set to `low_value`
     review_max:float=4.0,     # low_max < mean rating <= this: listed for review, unchanged
-    low_value:float=1.0,      # the repaired score of the low band
+    low_value:float=1.0,      # the repaired score of the inflated band
     rescored:pd.DataFrame|None=None, # new scores for reviewed completions: prompt_idx, completion_idx, overall_score
 ):
     "Repair `overall_score` as upstream did; returns `(dataset in the same schema, ScoreFix)`."
     cf = completions_frame(ds, text=True)
     band = overall_score_bands(cf, bug_score, low_max, review_max)
     new = cf.overall_score.to_numpy(float).copy()
-    new[(band == 'low').to_numpy()] = low_value
+    new[(band == 'inflated').to_numpy()] = low_value
     if rescored is not None:
         miss = {'prompt_idx', 'completion_idx', 'overall_score'} - set(rescored.columns)
         if miss: raise NotusError(f"rescored needs columns prompt_idx, completion_idx, overall_score (missing {', '.join(sorted(miss))}).")
@@ -203,25 +206,87 @@ def fix_overall_score(
     review = score_suspicion(rev)[REVIEW_COLUMNS + ['suspicion', 'critique']].sort_values('suspicion', ascending=False)
     return replace_overall_score(ds, new), ScoreFix(counts, changed, review.reset_index(drop=True))
 
+# %% ../nbs/02_mismatch.ipynb #5a7bcd80
+FLAG_BANDS = ['inflated', 'review', 'other']
+
+def flag_bands(
+    scored:pd.DataFrame,      # output of `score_suspicion`
+    bug_score:float=10.0,     # the value the parser wrote for a critique score of 1
+    low_max:float=2.0,        # mean rating <= this: 'inflated'
+    review_max:float=4.0,     # low_max < mean rating <= this: 'review'
+)->pd.Series:
+    "Per completion: 'inflated' (the parser bug), 'review' (upstream's re-annotation band), 'other' (flagged by the detector only) or None."
+    up = overall_score_bands(scored, bug_score, low_max, review_max).to_numpy(object)
+    other = np.where(scored.flagged.to_numpy(bool), 'other', None)
+    band = np.where(up == 'inflated', 'inflated', np.where(up == 'review', 'review', other))
+    return pd.Series(band, index=scored.index, name='band', dtype=object)
+
+def band_counts(
+    bands:pd.Series, # output of `flag_bands`
+)->dict:
+    "Completions per band of `FLAG_BANDS`, in that order."
+    return {b: int((bands == b).sum()) for b in FLAG_BANDS}
+
+# %% ../nbs/02_mismatch.ipynb #8d005d5b
+def input_rows(
+    rep,        # the `ValidationReport` of `load_ultrafeedback`
+    n:int,      # number of kept rows
+)->np.ndarray:
+    "Input-file row number (from 0) of each kept row: `rep.kept_rows`, else rebuilt from the dropped rows' numbers."
+    kept = getattr(rep, 'kept_rows', None)
+    if kept is not None and len(kept) == n: return np.asarray(kept, dtype=np.int64)
+    dropped = np.fromiter((r for v in getattr(rep, 'dropped', {}).values() for r in v), dtype=np.int64)
+    kept = np.setdiff1d(np.arange(getattr(rep, 'rows_in', n), dtype=np.int64), dropped)
+    return kept if len(kept) == n else np.arange(n, dtype=np.int64)
+
+# %% ../nbs/02_mismatch.ipynb #b3410298
+def _reason(score, mean, gap, neg, band, critique, max_chars):
+    if mean != mean: s = f"overall_score {score:g} with no aspect rating"
+    elif gap >= 1: s = f"overall_score {score:g} but mean rating {mean:.3g}"
+    else: s = f"overall_score {score:g}, mean rating {mean:.3g}"
+    if band == 'inflated': s += " (the parser-bug pattern: a critique score of 1 stored as 10)"
+    elif band == 'review': s += " (upstream's re-annotation band: a 10 with a mean rating between 2 and 4)"
+    if neg >= 0.5 and critique:
+        c = ' '.join(str(critique).split())
+        s += f'; the critique says: "{c[:max_chars]}{"..." if len(c) > max_chars else ""}"'
+    return s
+
+def suspicion_reasons(
+    scored:pd.DataFrame,  # rows of `score_suspicion` output (with `critique` for the quote), e.g. the records shown
+    max_chars:int=160,    # longest quote of the critique
+)->pd.Series:
+    "One readable sentence per completion saying why it is doubtful (score vs ratings, band, negative critique)."
+    band = scored['band'] if 'band' in scored else flag_bands(scored)
+    crit = scored['critique'] if 'critique' in scored else pd.Series([''] * len(scored), index=scored.index)
+    return pd.Series([_reason(*a, max_chars) for a in zip(scored.overall_score, scored.mean_rating, scored.gap.fillna(0),
+                                                          scored.negativity, band, crit)], index=scored.index, name='reason')
+
 # %% ../nbs/02_mismatch.ipynb #f745b965
-RECORD_COLUMNS = ['prompt_idx', 'completion_idx', 'prompt_id', 'source', 'model', 'overall_score', 'mean_rating',
-                  *ASPECTS, 'gap', 'negativity', 'suspicion', 'flagged', 'band', 'instruction', 'response', 'critique']
+RECORD_COLUMNS = ['row', 'prompt_idx', 'completion_idx', 'prompt_id', 'source', 'model', 'overall_score', 'mean_rating',
+                  *ASPECTS, 'gap', 'negativity', 'suspicion', 'flagged', 'band', 'reason', 'instruction', 'response', 'critique']
 
 def suspicious_records(
     ds,                       # UltraFeedback rows
     top:int|None=20,          # number of records (None: all)
-    flagged_only:bool=True,   # only completions the detector flags
+    bands:list|None=FLAG_BANDS, # bands listed (see `flag_bands`); None: every completion
     scored:pd.DataFrame|None=None, # a precomputed `score_suspicion(completions_frame(ds, text=True))`
+    rows=None,                # input-file row of each row of `ds` (`input_rows`); None: its position
     **kwargs,                 # passed to `score_suspicion`
 )->pd.DataFrame:
-    "The most suspicious completions, most suspicious first, with prompt, response, critique and upstream band."
+    "The most suspicious completions of `bands`, most suspicious first, with the input row, band, reason, prompt, response and critique."
     sc = score_suspicion(completions_frame(ds, text=True), **kwargs) if scored is None else scored
-    sc = sc.assign(band=overall_score_bands(sc))
-    if flagged_only: sc = sc[sc.flagged]
+    sc = sc.assign(band=flag_bands(sc))
+    if bands is not None:
+        unknown = sorted(set(bands) - set(FLAG_BANDS))
+        if unknown: raise NotusError(f"unknown band(s) {', '.join(map(str, unknown))}; use {', '.join(FLAG_BANDS)}.")
+        sc = sc[sc.band.isin(list(bands)).to_numpy()]
     sc = sc.sort_values(['suspicion', 'overall_score', 'prompt_idx'], ascending=[False, False, True], kind='stable')
     if top is not None: sc = sc.head(top)
     table = arrow_table(ds)
-    sc = sc.assign(instruction=pc.take(table.column('instruction'), pa.array(sc.prompt_idx.to_numpy(), pa.int64())).to_pylist())
+    at = pa.array(sc.prompt_idx.to_numpy(), pa.int64())
+    row = np.asarray(rows)[sc.prompt_idx.to_numpy()] if rows is not None else sc.prompt_idx.to_numpy()
+    sc = sc.assign(row=row, reason=suspicion_reasons(sc) if len(sc) else pd.Series([], dtype=object),
+                   instruction=pc.take(table.column('instruction'), at).to_pylist())
     return sc[RECORD_COLUMNS].reset_index(drop=True)
 
 # %% ../nbs/02_mismatch.ipynb #92206e5f
@@ -262,13 +327,12 @@ def plot_disagreement(
     after:DisagreementReport|None=None, # `disagreement` on the repaired rows
 ):
     "Bar chart: share of prompts whose chosen completion differs, per source, before (and after) the repair."
-    from notus.analysis import _fig, _style
-    sns = _style()
+    sns = style()
     d = before.by_source.share_differs.rename('original scores').to_frame()
     if after is not None: d['repaired scores'] = after.by_source.share_differs
     d.loc['all sources'] = [before.share_differs] + ([after.share_differs] if after is not None else [])
     long = (d * 100).rename_axis('source').reset_index().melt('source', var_name='overall_score', value_name='pct')
-    fig, ax = _fig(max(2.6, 0.32 * len(d) * (1 + (after is not None)) / 1.6 + 1.0))
+    fig, ax = figure(max(2.6, 0.32 * len(d) * (1 + (after is not None)) / 1.6 + 1.0))
     sns.barplot(long, y='source', x='pct', hue='overall_score', ax=ax, orient='h')
     ax.set(xlabel=f'prompts where {before.a} and {before.b} choose differently (%)', ylabel='source',
            title='Chosen completion: mean rating vs overall_score')
@@ -281,10 +345,9 @@ def plot_suspicion(
     min_gap:float=1.5,     # the flagging threshold (evidence, rating points)
 ):
     "Histogram of suspicion among completions with a high overall_score; flagged ones in red."
-    from notus.analysis import _fig, _style
-    sns = _style()
+    sns = style()
     d = scored[scored.overall_score >= min_score].assign(flag=lambda x: np.where(x.flagged, 'flagged', 'not flagged'))
-    fig, ax = _fig(3.2)
+    fig, ax = figure(3.2)
     sns.histplot(d, x='suspicion', hue='flag', hue_order=['not flagged', 'flagged'], palette=['C0', 'C3'],
                  bins=np.linspace(0, 1, 33), multiple='stack', ax=ax)
     ax.axvline(min_gap / 4, color='k', lw=0.8, ls='--')
@@ -296,13 +359,17 @@ def plot_suspicion(
 
 # %% ../nbs/02_mismatch.ipynb #47934de3
 def mismatch_summary(ds, cf:pd.DataFrame|None=None, seed:int=42, **kwargs)->dict:
-    "Everything the mismatch report says, as plain objects: disagreement, fix, detector counts, scored frame."
+    "Everything the mismatch report says, as plain objects: disagreement, fix, bands, scored frame."
     cf = completions_frame(ds, text=True) if cf is None or 'critique' not in cf else cf
     scored = score_suspicion(cf, **kwargs)
     fixed, fix = fix_overall_score(ds)
     before, after = disagreement(cf, seed=seed), disagreement(completions_frame(fixed), seed=seed)
-    return {'scored': scored, 'fix': fix, 'before': before, 'after': after,
+    return {'scored': scored, 'fix': fix, 'before': before, 'after': after, 'bands': band_counts(flag_bands(scored)),
             'chosen': {s: inflated_chosen(scored, s, seed) for s in ('overall_score', 'mean_rating')}}
+
+_BAND_MEANING = {'inflated': 'overall_score 10, mean rating <= 2: the parser bug (upstream set these to 1)',
+                 'review': "overall_score 10, 2 < mean rating <= 4: upstream's re-annotation band",
+                 'other': 'flagged by the detector only (critique wording or score gap)'}
 
 def mismatch_sections(
     ds,                        # UltraFeedback rows
@@ -310,27 +377,26 @@ def mismatch_sections(
     top:int=20,                # suspicious records listed in the report
     cf:pd.DataFrame|None=None, # a precomputed `completions_frame(ds, text=True)`
     progress=None,             # a tqdm bar to advance (2 steps), or None
+    rows=None,                 # input-file row of each row of `ds` (`input_rows`); None: its position
 )->list:
-    "Write the mismatch plots and tables to `out_dir`; return report sections for `notus.analysis.write_report`."
-    from notus.analysis import save_figure
+    "Write the mismatch plots and tables to `out_dir`; return report sections for `notus.report.write_report`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     s = mismatch_summary(ds, cf)
     if progress is not None: progress.update()
-    before, after, fix, ch = s['before'], s['after'], s['fix'], s['chosen']
-    recs = suspicious_records(ds, top=None, scored=s['scored'])
-    recs.to_csv(out_dir/'suspicious.csv', index=False)
-    fix.review.to_csv(out_dir/'review_band.csv', index=False)
-    (out_dir/'mismatch.json').write_text(_json.dumps({'disagreement_original': before.to_dict(), 'disagreement_repaired': after.to_dict(),
-        'fix': fix.to_dict(), 'flagged': int(s['scored'].flagged.sum()), 'chosen': ch}, indent=1, default=str), encoding='utf-8')
+    before, after, fix, ch, counts = s['before'], s['after'], s['fix'], s['chosen'], s['bands']
+    recs = suspicious_records(ds, top=None, scored=s['scored'], rows=rows)
+    write_text(out_dir/'suspicious.csv', recs.to_csv(index=False))
+    write_text(out_dir/'review_band.csv', fix.review.to_csv(index=False))
+    write_text(out_dir/'mismatch.json', _json.dumps({'disagreement_original': before.to_dict(), 'disagreement_repaired': after.to_dict(),
+        'fix': fix.to_dict(), 'bands': counts, 'flagged_by_detector': int(s['scored'].flagged.sum()), 'chosen': ch}, indent=1, default=str))
     save_figure(plot_disagreement(before, after), out_dir/'disagreement.png')
     save_figure(plot_suspicion(s['scored']), out_dir/'suspicion.png')
     if progress is not None: progress.update()
     tab = pd.concat([before.by_source.rename(columns={'share_differs': 'differs (original)'}),
                      after.by_source.share_differs.rename('differs (repaired)')], axis=1)
-    bands = pd.DataFrame({'completions': fix.counts}).rename_axis('band')
-    bands['upstream fix'] = ['set to 1', 're-scored (GPT-4): listed for review', 'kept', 'no rating: listed for review']
+    bands = pd.DataFrame({'completions': counts, 'meaning': _BAND_MEANING}).rename_axis('band')
     ch_t = pd.DataFrame(ch).T[['pairs', 'chosen_flagged', 'share_chosen_flagged', 'rejected_flagged']].rename_axis('strategy')
-    short = recs.head(top)[['prompt_idx', 'completion_idx', 'model', 'source', 'overall_score', 'mean_rating', 'suspicion', 'band', 'critique']]
+    short = recs.head(top)[['row', 'completion_idx', 'model', 'source', 'overall_score', 'mean_rating', 'suspicion', 'band', 'critique']]
     short = short.assign(critique=short.critique.str.slice(0, 70))
     return [
         {'title': 'Strategy disagreement', 'table': tab, 'figure': 'disagreement.png',
@@ -338,42 +404,56 @@ def mismatch_sections(
                  f"of {before.n_compared} prompts with the original scores, and on {after.share_differs:.1%} after repairing "
                  "overall_score as upstream did (10s with a mean rating <= 2 set to 1)."},
         {'title': 'Inflated overall_score', 'table': bands, 'figure': 'suspicion.png',
-         'text': f"{sum(fix.counts.values())} completions have overall_score 10. The parser bug (a critique score of 1 stored as 10) "
-                 f"explains those with low ratings: {fix.counts['low']} have a mean rating <= 2 and {fix.counts['review']} between 2 and 4 "
-                 f"(review_band.csv). The detector flags {int(s['scored'].flagged.sum())} completions (suspicious.csv)."},
+         'text': f"{sum(fix.counts.values())} completions have overall_score 10. Three bands, counted apart: {counts['inflated']} "
+                 f"inflated (the parser bug: a critique score of 1 stored as 10), {counts['review']} in upstream's re-annotation band "
+                 f"(review_band.csv), and {counts['other']} others flagged by the detector only. Every listed completion is in "
+                 "suspicious.csv, with its band and the row of the input file."},
         {'title': 'Flagged completions in the pairs', 'table': ch_t,
          'text': f"Under overall_score binarization, {ch['overall_score']['chosen_flagged']} chosen responses are flagged as inflated; "
                  f"under mean_rating, {ch['mean_rating']['chosen_flagged']}."},
         {'title': f'Most suspicious completions (top {min(top, len(recs))} of {len(recs)})', 'table': short,
-         'text': 'Ranked by suspicion (0-1: rating gap plus critique negativity, over 4 rating points); the full list is suspicious.csv.'},
+         'text': 'Ranked by suspicion (0-1: rating gap plus critique negativity, over 4 rating points); `row` is the row of the '
+                 'input file (from 0); the full list is suspicious.csv.'},
     ]
 
 # %% ../nbs/02_mismatch.ipynb #a5f5df50
+def _validation_summary(rep)->dict:
+    return {'rows_in': int(rep.rows_in), 'rows_kept': int(rep.rows_kept), 'rows_dropped': int(rep.rows_dropped),
+            'dropped_by_reason': dict(rep.counts)}
+
 def mismatch_cli(
     path:str=None,          # UltraFeedback file or directory, or hub id (default: the bundled sample)
-    top:int=20,             # number of suspicious records to list
+    top:int=20,             # number of suspicious records to list (the most suspicious of --band)
+    band:str='all',         # records of which band: inflated, review, other or all
     json:bool=False,        # print JSON instead of a table
     min_score:float=8.0,    # only completions with overall_score >= this are flagged
     min_gap:float=1.5,      # flagging threshold (rating points of evidence)
     text_weight:float=1.0,  # weight of the critique's negative wording (0: ratings only)
     split:str='train',      # split, for hub ids and DatasetDict directories
 ):
-    "List the completions whose overall_score looks inflated (the UltraFeedback critique-score bug)."
+    "Count the completions whose overall_score looks wrong, per band, and list the most suspicious ones."
     from tqdm.auto import tqdm
-    top, min_score, min_gap, text_weight = int(top), float(min_score), float(min_gap), float(text_weight)  # CLI strings
+    if band not in ('all', *FLAG_BANDS): raise NotusError(f"--band must be one of all, {', '.join(FLAG_BANDS)}, not {band!r}.")
+    if top is not None and int(top) < 0: raise NotusError(f"--top must be 0 or more, not {top}.")
     with tqdm(total=3, desc='mismatch', disable=None) as bar:
-        ds, _ = load_ultrafeedback(path, split=split); bar.update()
-        if len(ds) == 0: raise NotusError("the dataset has no valid rows (every row was dropped by validation).")
+        ds, rep = load_ultrafeedback(path, split=split); bar.update()
+        if len(ds) == 0: raise NotusError(f"{path or 'the input'} has no valid rows ({rep.rows_dropped} of {rep.rows_in} dropped by validation).")
         sc = score_suspicion(completions_frame(ds, text=True), min_score=min_score, min_gap=min_gap, text_weight=text_weight); bar.update()
-        recs = suspicious_records(ds, top=top, scored=sc); bar.update()
-    n_flag, n_ten = int(sc.flagged.sum()), int((sc.overall_score == 10).sum())
+        counts = band_counts(flag_bands(sc))
+        recs = suspicious_records(ds, top=int(top), bands=FLAG_BANDS if band == 'all' else [band], scored=sc,
+                                  rows=input_rows(rep, len(ds))); bar.update()
+    val, n_ten = _validation_summary(rep), int((sc.overall_score == 10).sum())
     if json:
-        print(_json.dumps({'completions': len(sc), 'overall_score_10': n_ten, 'flagged': n_flag,
-                           'records': _json.loads(recs.to_json(orient='records'))}, indent=1, ensure_ascii=False))
-    else:
-        print(f"{len(sc)} completions, {n_ten} with overall_score 10, {n_flag} flagged as inflated")
-        if len(recs):
-            with pd.option_context('display.width', 160, 'display.max_colwidth', 50):
-                print(recs[['prompt_idx', 'completion_idx', 'model', 'overall_score', 'mean_rating', 'suspicion', 'band', 'critique']]
-                      .to_string(index=False))
+        print(_json.dumps({'input': str(path or 'bundled sample'), 'validation': val, 'completions': len(sc), 'overall_score_10': n_ten,
+                           'bands': counts, 'band': band, 'top': int(top),
+                           'records': _json.loads(recs.drop(columns='prompt_idx').to_json(orient='records'))}, indent=1, ensure_ascii=False))
+        return recs
+    print(f"{val['rows_in']} rows: {val['rows_kept']} kept, {val['rows_dropped']} dropped by validation"
+          + (f" ({', '.join(f'{k} {v}' for k, v in sorted(val['dropped_by_reason'].items()))})" if val['rows_dropped'] else ''))
+    print(f"{len(sc)} completions, {n_ten} with overall_score 10")
+    for b in FLAG_BANDS: print(f"  {b:<9}{counts[b]:>7}  {_BAND_MEANING[b]}")
+    if len(recs):
+        print(f"top {len(recs)} of band {band} (row = row of the input file, from 0):")
+        with pd.option_context('display.width', 200, 'display.max_colwidth', 90):
+            print(recs[['row', 'completion_idx', 'model', 'overall_score', 'mean_rating', 'suspicion', 'band', 'reason']].to_string(index=False))
     return recs

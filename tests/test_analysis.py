@@ -1,5 +1,6 @@
 """notus.analysis against independent computations (plain Python loops over the raw rows), and `notus analyze`
-end to end: every plot written and embedded, malformed input refused with one sentence."""
+end to end: every plot written and embedded, the rows validation dropped counted on the page and the suspicious
+records pointing at rows of the input file, malformed input refused with one sentence."""
 import json, os, subprocess, sys
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -7,8 +8,8 @@ import numpy as np, pandas as pd, pytest
 import matplotlib; matplotlib.use('Agg')
 from notus.data import ASPECTS, completions_frame, load_ultrafeedback
 from notus.synthetic import make_ultrafeedback
-from notus.analysis import (analysis_report, joint_counts, model_summary, na_rates, overview, rating_counts,
-                            score_counts, source_summary)
+from notus.analysis import (joint_counts, model_summary, na_rates, overview, rating_counts, score_counts,
+                            source_summary)
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -135,3 +136,21 @@ def test_all_rows_invalid_is_one_sentence(tmp_path):
     p.write_text(''.join(json.dumps(r) + '\n' for r in rows))
     r = _notus('analyze', p, '--out', tmp_path/'out')
     assert r.returncode == 2 and 'no valid rows' in r.stderr.strip().splitlines()[-1], r.stderr
+
+def test_analyze_counts_dropped_rows_and_names_input_rows(tmp_path):
+    "Rows broken at known positions: the page says how many were dropped, suspicious.csv names rows of the file."
+    rows = make_ultrafeedback(200, seed=13).to_list()
+    broken = [0, 3, 4, 120]
+    for i in broken: rows[i]['completions'] = rows[i]['completions'][:1]          # too few completions
+    p = tmp_path/'dirty.jsonl'
+    p.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    r = _notus('analyze', p, '--out', tmp_path/'o', '--no-html')
+    assert r.returncode == 0, r.stderr
+    assert 'validation: 196 of 200 rows kept, 4 dropped' in r.stdout, r.stdout
+    md = (tmp_path/'o'/'report.md').read_text()
+    assert '196 of 200 rows passed validation; 4 were dropped' in md
+    sus = pd.read_csv(tmp_path/'o'/'suspicious.csv')
+    assert len(sus) > 5 and not set(sus.row) & set(broken)
+    for x in sus.itertuples():
+        assert rows[x.row]['instruction'] == x.instruction
+        assert rows[x.row]['completions'][x.completion_idx]['response'] == x.response

@@ -1,5 +1,6 @@
 """notus.mismatch against the planted defects of notus.synthetic and against plain-Python recomputations on raw rows:
-the detector's precision and recall, the strategy disagreement, the upstream repair, attach_suspicion, the CLI."""
+the detector's precision and recall, the strategy disagreement, the upstream repair, the three bands, attach_suspicion,
+and the CLI (bands, --top within a band, rows of the input file after validation dropped rows)."""
 import json, os, subprocess, sys
 from pathlib import Path
 import numpy as np, pandas as pd, pytest
@@ -93,14 +94,14 @@ def test_repair_reduces_disagreement(gen):
 def test_fix_overall_score_matches_a_loop_and_keeps_the_schema(gen, tmp_path):
     ds, truth, rows, cf = gen
     fixed, rep = fix_overall_score(ds)
-    want, review, counts = [], [], {'low': 0, 'review': 0, 'kept': 0, 'unrated': 0}
+    want, review, counts = [], [], {'inflated': 0, 'review': 0, 'kept': 0, 'unrated': 0}
     for i, r in enumerate(rows):
         for j, c in enumerate(r['completions']):
             s, m = c['overall_score'], _mean(c)
             if s == 10:
-                band = 'unrated' if m is None else 'low' if m <= 2 else 'review' if m <= 4 else 'kept'
+                band = 'unrated' if m is None else 'inflated' if m <= 2 else 'review' if m <= 4 else 'kept'
                 counts[band] += 1
-                if band == 'low': s = 1.0
+                if band == 'inflated': s = 1.0
                 if band in ('review', 'unrated'): review.append((i, j))
             want.append(s)
     assert rep.counts == counts
@@ -159,6 +160,20 @@ def _notus(*args):
     return subprocess.run([str(BIN/'notus'), *map(str, args)], capture_output=True, text=True, cwd=ROOT,
                           env={**os.environ, 'MPLBACKEND': 'Agg'}, timeout=600)
 
+def _bands_by_hand(rows, text_weight=0):
+    "Band of every completion from the raw rows (ratings only: the detector with text_weight 0), in a plain loop."
+    assert text_weight == 0
+    out = {}
+    for i, r in enumerate(rows):
+        for j, c in enumerate(r['completions']):
+            s, m = c['overall_score'], _mean(c)
+            if s == 10 and m is not None and m <= 2: b = 'inflated'
+            elif s == 10 and m is not None and m <= 4: b = 'review'
+            elif s >= 8 and m is not None and s / 2 - m >= 1.5: b = 'other'
+            else: continue
+            out[(i, j)] = (b, min(max((s / 2 - m) / 4, 0), 1))
+    return out
+
 def test_mismatch_cli_json(tmp_path):
     p = write_ultrafeedback(tmp_path/'uf.parquet', 400, seed=9)
     r = _notus('mismatch', p, '--top', '7', '--json')
@@ -167,13 +182,73 @@ def test_mismatch_cli_json(tmp_path):
     ds, truth = make_ultrafeedback(400, seed=9, with_truth=True)
     assert out['completions'] == 1600
     assert out['overall_score_10'] == sum(c['overall_score'] == 10 for row in ds['completions'] for c in row)
+    assert list(out['bands']) == ['inflated', 'review', 'other'] and 'flagged' not in out
+    assert out['validation'] == {'rows_in': 400, 'rows_kept': 400, 'rows_dropped': 0, 'dropped_by_reason': {}}
     assert len(out['records']) == 7
     inf = truth.set_index(['prompt_idx', 'completion_idx']).inflated
-    assert all(inf[(x['prompt_idx'], x['completion_idx'])] for x in out['records'])
+    assert all(inf[(x['row'], x['completion_idx'])] for x in out['records'])
+    assert all(x['reason'].startswith('overall_score 10 but mean rating') for x in out['records'])
+
+def test_mismatch_bands_against_planted_defects_and_a_loop(tmp_path):
+    "Counts per band through the CLI = a plain loop over the raw rows; the inflated band is the planted bug."
+    p = write_ultrafeedback(tmp_path/'uf.jsonl', 3000, seed=77)
+    ds, truth = make_ultrafeedback(3000, seed=77, with_truth=True)
+    want = _bands_by_hand(ds.to_list())
+    r = _notus('mismatch', p, '--json', '--text-weight', '0', '--top', '0')
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)['bands']
+    assert got == {b: sum(v[0] == b for v in want.values()) for b in ('inflated', 'review', 'other')}, got
+    low = truth[truth.inflated & ~truth.inflated_mid]
+    planted, band = set(zip(low.prompt_idx, low.completion_idx)), {k for k, v in want.items() if v[0] == 'inflated'}
+    assert len(planted) > 50 and planted <= band                        # every planted bug is in the band
+    assert len(band - planted) <= 0.02 * len(planted)                   # and little else (a rare honest 10 rated <= 2)
+    mid = set(zip(truth.prompt_idx[truth.inflated_mid], truth.completion_idx[truth.inflated_mid]))
+    assert len(mid - {k for k, v in want.items() if v[0] == 'review'}) <= 0.05 * len(mid)   # an N/A can lift a mean above 4
+    assert got['other'] > 0              # the generator plants 9s and 8s with low ratings too
+
+@pytest.mark.parametrize('band', ['inflated', 'review', 'other'])
+def test_mismatch_top_ranks_within_the_band(tmp_path, band):
+    p = write_ultrafeedback(tmp_path/'uf.parquet', 2000, seed=5)
+    want = _bands_by_hand(make_ultrafeedback(2000, seed=5).to_list())
+    r = _notus('mismatch', p, '--json', '--text-weight', '0', '--top', '6', '--band', band)
+    assert r.returncode == 0, r.stderr
+    recs = json.loads(r.stdout)['records']
+    top = sorted((v[1] for v in want.values() if v[0] == band), reverse=True)[:6]
+    assert len(recs) == len(top) >= 3 and {x['band'] for x in recs} == {band}
+    np.testing.assert_allclose([x['suspicion'] for x in recs], top)
+    assert all(want[(x['row'], x['completion_idx'])][0] == band for x in recs)
+
+def test_mismatch_records_name_the_input_row_after_dropped_rows(tmp_path):
+    "Rows broken at known positions: every record points at the right row of the file, and the drops are counted."
+    rows = make_ultrafeedback(300, seed=31).to_list()
+    broken = {0: 'too_few', 7: 'no_instruction', 8: 'too_few', 150: 'no_instruction', 299: 'too_few'}
+    for i, how in broken.items():
+        if how == 'too_few': rows[i]['completions'] = rows[i]['completions'][:1]
+        else: del rows[i]['instruction']
+    p = tmp_path/'dirty.jsonl'
+    p.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    r = _notus('mismatch', p, '--json', '--top', '1000')
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out['validation']['rows_in'] == 300 and out['validation']['rows_dropped'] == len(broken)
+    assert out['validation']['rows_kept'] == 300 - len(broken)
+    recs = out['records']
+    assert len(recs) > 20 and any(x['row'] > 150 for x in recs)
+    for x in recs:
+        assert x['row'] not in broken
+        src = rows[x['row']]
+        assert x['instruction'] == src['instruction']
+        assert x['response'] == src['completions'][x['completion_idx']]['response']
+    r = _notus('mismatch', p, '--top', '3')
+    assert r.returncode == 0 and f"300 rows: 295 kept, 5 dropped by validation" in r.stdout, r.stdout
+
+def test_mismatch_cli_refuses_an_unknown_band(tmp_path):
+    r = _notus('mismatch', '--band', 'low')
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'inflated, review, other' in r.stderr, r.stderr
 
 def test_mismatch_cli_table_and_malformed_input(tmp_path):
     r = _notus('mismatch', '--top', '3')
-    assert r.returncode == 0 and 'flagged as inflated' in r.stdout, r.stderr
+    assert r.returncode == 0 and 'inflated' in r.stdout and 'other' in r.stdout, r.stderr
     (tmp_path/'x.json').write_text('[{"a": 1}]')
     r = _notus('mismatch', tmp_path/'x.json')
     assert r.returncode == 2
