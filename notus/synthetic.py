@@ -10,10 +10,12 @@ import hashlib
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
+from .core import NotusError, atomic_path, check_output
+from .data import ASPECTS, ultrafeedback_features, ultrafeedback_schema
 
 # %% auto #0
-__all__ = ['SOURCES', 'MODEL_QUALITY', 'PRINCIPLES', 'DefectRates', 'make_ultrafeedback', 'ultrafeedback_features',
-           'write_ultrafeedback', 'generate_data_cli']
+__all__ = ['SOURCES', 'MODEL_QUALITY', 'PRINCIPLES', 'INVALID_KINDS', 'DefectRates', 'make_ultrafeedback', 'write_ultrafeedback',
+           'generate_data_cli']
 
 # %% ../nbs/00a_synthetic.ipynb #a47c8b11
 @dataclass
@@ -37,7 +39,6 @@ MODEL_QUALITY = {'gpt-4': 4.4, 'gpt-3.5-turbo': 4.0, 'bard': 3.7, 'wizardlm-70b'
                  'vicuna-33b': 3.4, 'wizardlm-13b': 3.3, 'ultralm-65b': 3.3, 'mpt-30b-chat': 3.1,
                  'llama-2-13b-chat': 3.1, 'ultralm-13b': 2.9, 'wizardlm-7b': 2.8, 'llama-2-7b-chat': 2.9,
                  'starchat': 2.5, 'alpaca-7b': 2.3, 'falcon-40b-instruct': 2.4, 'pythia-12b': 1.8}
-from .data import ASPECTS
 PRINCIPLES = ['helpfulness', 'honesty', 'truthfulness', 'verbalized_calibration']
 
 _TOPICS = ['photosynthesis', 'the French Revolution', 'binary search', 'compound interest', 'black holes',
@@ -92,6 +93,50 @@ _CRIT = {
        'information; it should be rewritten entirely.'}
 _RAT = {5: 'Fully aligned and correct.', 4: 'Mostly aligned with minor gaps.', 3: 'Partially aligned.',
         2: 'Barely addresses the task.', 1: 'Irrelevant or wrong.'}
+_MORE = {  # sentences that lengthen a text of each quality, cycled from a per-completion start (see `response_chars`)
+    5: ['A further point about {t} is worth making here, with a precise definition and a worked example.',
+        'To check your understanding of {t}, try to explain the main idea in your own words.',
+        'Experts often stress one subtle detail of {t}; it is explained carefully below.',
+        'Here is a second example of {t}, chosen to contrast with the first one.',
+        'In practice, {t} shows up in places you might not expect, for instance in daily routines.',
+        'A common mistake with {t} is to confuse cause and effect; the steps above avoid it.'],
+    4: ['Another aspect of {t} is related to the main idea.', 'An example of {t} helps to see this.',
+        'There is more to say about {t}, but this covers the essentials.', 'Some details of {t} are left out for brevity.'],
+    3: ['{T} has some more parts.', 'There are details.', 'It is a topic.', 'Some people study {t}.'],
+    2: ['Not sure about {t}.', 'Maybe.', 'Could be wrong.', 'Hard to say more.'],
+    1: ['whatever.', 'lol.', '{t}??', 'no idea.']}
+
+# %% ../nbs/00a_synthetic.ipynb #cf2ee261
+INVALID_KINDS = {'too_few_completions': (0.30, 'too_few_completions'), 'missing_rating': (0.20, 'missing_field'),
+                 'bad_rating': (0.20, 'bad_rating'), 'missing_field': (0.15, 'missing_field'),
+                 'empty_response': (0.10, 'empty_response'), 'empty_prompt': (0.05, 'empty_prompt')}
+_BAD_RATINGS = ['excellent', '0', '7', '']
+
+def _break_rows(rows:list, n:int, rate:float, seed:int)->np.ndarray:
+    "Break a share `rate` of `rows` in place (own random stream); return the kind per row ('' = intact)."
+    rng = np.random.default_rng([seed, 2])
+    kinds = np.array(list(INVALID_KINDS)); p = np.array([v[0] for v in INVALID_KINDS.values()])
+    hit = rng.random(n) < rate
+    kind = np.where(hit, kinds[rng.choice(len(kinds), size=n, p=p / p.sum())], '')
+    j, a, b = rng.integers(4, size=n), rng.integers(len(ASPECTS), size=n), rng.integers(len(_BAD_RATINGS), size=n)
+    for i in np.flatnonzero(hit):
+        r, k = rows[i], kind[i]
+        c = r['completions'][j[i]] if r['completions'] else None
+        if k == 'too_few_completions': r['completions'], r['models'] = r['completions'][:1], r['models'][:1]
+        elif k == 'missing_rating': c['annotations'][ASPECTS[a[i]]]['Rating'] = None
+        elif k == 'bad_rating': c['annotations'][ASPECTS[a[i]]]['Rating'] = _BAD_RATINGS[b[i]]
+        elif k == 'missing_field': c['response' if b[i] % 2 else 'critique'] = None
+        elif k == 'empty_response': c['response'] = ' ' * int(b[i] % 2)
+        elif k == 'empty_prompt': r['instruction'] = ' \n'
+    return kind
+
+def _lengthen(text:str, n:int|None, q:int, start:int, t:str)->str:
+    "`text` continued with quality-`q` sentences about `t` (cycled from `start`) to `n` characters; `n` None: unchanged."
+    if not n or len(text) >= n: return text
+    more, parts, size, k = _MORE[q], [text], len(text), start
+    while size < n:
+        sent = more[k % len(more)].format(t=t, T=t[:1].upper() + t[1:]); parts.append(sent); size += len(sent) + 1; k += 1
+    return ' '.join(parts)[:n]
 
 # %% ../nbs/00a_synthetic.ipynb #f340e568
 def _prompts(rng, n, rates):
@@ -124,11 +169,16 @@ def make_ultrafeedback(
     seed:int=0,                 # seed of the numpy generator: same seed, same rows
     rates:DefectRates|None=None,# planted defect rates (defaults: `DefectRates()`)
     with_truth:bool=False,      # also return the ground-truth table of planted defects
+    invalid_rate:float=0.0,     # share of prompts broken so that validation drops them (see `INVALID_KINDS`)
+    response_chars:int|None=None, # lengthen responses to this many characters (critiques to 1/4, rationales to 1/10); None: short templates
 ):
     "Generate `n_prompts` rows in the openbmb/UltraFeedback schema, with known defects planted."
     import datasets
+    from datasets.table import InMemoryTable
     rates = rates or DefectRates()
-    if n_prompts < 1: raise ValueError(f"n_prompts must be at least 1, got {n_prompts}")
+    if n_prompts < 1: raise NotusError(f"the number of prompts must be at least 1, got {n_prompts}.")
+    if not 0 <= invalid_rate <= 1: raise NotusError(f"invalid_rate must be between 0 and 1, got {invalid_rate}.")
+    if response_chars is not None and response_chars < 1: raise NotusError(f"response_chars must be at least 1, got {response_chars}.")
     rng = np.random.default_rng(seed)
     n, k = n_prompts, 4
     prompts = _prompts(rng, n, rates)
@@ -172,62 +222,56 @@ def make_ultrafeedback(
         comps = []
         for j in range(k):
             q = int(quality[i, j]); rt = [('N/A' if na[i, j, a] else str(int(ratings[i, j, a]))) for a in range(4)]
-            ann = {a: {'Rating': rt[x], 'Rationale': _RAT[q]} for x, a in enumerate(ASPECTS[:2])}
+            o, n_ = int(opener[i, j]), response_chars
+            rat = _lengthen(_RAT[q], n_ and n_ // 10, q, o, t)
+            ann = {a: {'Rating': rt[x], 'Rationale': rat} for x, a in enumerate(ASPECTS[:2])}
             for x, a in enumerate(ASPECTS[2:], 2):
-                ann[a] = {'Rating': rt[x], 'Rationale': _RAT[q], 'Rationale For Rating': _RAT[q], 'Type': ['1', '2']}
+                ann[a] = {'Rating': rt[x], 'Rationale': rat, 'Rationale For Rating': rat, 'Type': ['1', '2']}
             nums = [int(r) for r in rt if r != 'N/A']
-            comps.append({'annotations': ann, 'critique': _CRIT[q], 'custom_system_prompt': '',
+            comps.append({'annotations': ann, 'critique': _lengthen(_CRIT[q], n_ and n_ // 4, q, o + 1, t), 'custom_system_prompt': '',
                           'fine-grained_score': float(np.mean(nums)) if nums else 0.0,
                           'model': str(names[models[i, j]]), 'overall_score': float(overall[i, j]),
                           'principle': PRINCIPLES[principle[i, j]],
-                          'response': _OPENERS[q][opener[i, j]] + ' ' + _RESP[q].format(t=t, T=t[:1].upper() + t[1:])})
+                          'response': _lengthen(_OPENERS[q][o] + ' ' + _RESP[q].format(t=t, T=t[:1].upper() + t[1:]), n_, q, o, t)})
         rows.append({'source': src, 'instruction': instr, 'models': [c['model'] for c in comps],
                      'completions': comps, 'correct_answers': list(corr), 'incorrect_answers': list(inc)})
-    ds = datasets.Dataset.from_list(rows, features=ultrafeedback_features())
+    broken = _break_rows(rows, n, invalid_rate, seed) if invalid_rate else np.full(n, '')
+    ds = datasets.Dataset(InMemoryTable(pa.Table.from_pylist(rows, schema=ultrafeedback_schema())))
     if not with_truth: return ds
     truth = pd.DataFrame({'prompt_idx': np.repeat(np.arange(n), k), 'completion_idx': np.tile(np.arange(k), n),
                           'inflated': inflated.ravel(), 'inflated_mid': mid.ravel(), 'honest_ten': honest.ravel(),
                           'top_tie': np.repeat(tie, k), 'all_equal': np.repeat(alleq, k),
                           'duplicate': np.repeat([p[5] >= 0 for p in prompts], k),
-                          'unicode': np.repeat([p[4] for p in prompts], k)})
+                          'unicode': np.repeat([p[4] for p in prompts], k), 'invalid': np.repeat(broken, k)})
     return ds, truth
-
-# %% ../nbs/00a_synthetic.ipynb #d04ad73f
-def ultrafeedback_features():
-    "The `datasets.Features` of openbmb/UltraFeedback."
-    from datasets import Features, Value, List
-    s = Value('string')
-    base = {'Rating': s, 'Rationale': s}
-    typed = {**base, 'Rationale For Rating': s, 'Type': List(s)}
-    comp = {'annotations': {'helpfulness': typed, 'honesty': base, 'instruction_following': base, 'truthfulness': typed},
-            'critique': s, 'custom_system_prompt': s, 'fine-grained_score': Value('float64'), 'model': s,
-            'overall_score': Value('float64'), 'principle': s, 'response': s}
-    return Features({'source': s, 'instruction': s, 'models': List(s), 'completions': List(comp),
-                     'correct_answers': List(s), 'incorrect_answers': List(s)})
 
 # %% ../nbs/00a_synthetic.ipynb #c1e821a2
 def write_ultrafeedback(
-    path:str|Path,              # `.parquet`, `.jsonl`/`.json`, or a directory (saved Arrow dataset)
+    path:str|Path,              # `.parquet`, `.jsonl`/`.json`, or a folder (saved Arrow dataset)
     n_prompts:int=300,          # number of prompts
     seed:int=0,                 # generator seed
+    invalid_rate:float=0.0,     # share of prompts broken (see `INVALID_KINDS`)
+    response_chars:int|None=None, # response length in characters (None: short templates)
 )->Path:
-    "Generate rows with `make_ultrafeedback` and write them to `path`; returns the path."
-    path = Path(path)
-    ds = make_ultrafeedback(n_prompts, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    "Generate rows with `make_ultrafeedback` and write them to `path` atomically; returns the path."
+    path = check_output(path, suffixes=['.parquet', '.jsonl', '.json', ''])
+    ds = make_ultrafeedback(n_prompts, seed, invalid_rate=invalid_rate, response_chars=response_chars)
     suf = path.suffix.lower()
-    if suf == '.parquet': pq.write_table(ds.data.table, path, compression='zstd')
-    elif suf in ('.jsonl', '.json'): ds.to_json(path, lines=True, force_ascii=False)
-    else: ds.save_to_disk(str(path))
+    with atomic_path(path, is_dir=suf == '') as tmp:
+        if suf == '.parquet': pq.write_table(ds.data.table, tmp, compression='zstd')
+        elif suf in ('.jsonl', '.json'): ds.to_json(str(tmp), lines=True, force_ascii=False)
+        else: ds.save_to_disk(str(tmp))
     return path
 
 # %% ../nbs/00a_synthetic.ipynb #6fea8db8
 def generate_data_cli(
-    path:str,               # output .parquet, .jsonl or directory
+    path:str,               # output .parquet, .jsonl or folder
     prompts:int=64000,      # number of prompts
     seed:int=0,             # generator seed
+    invalid_rate:float=0.0, # share of prompts broken so that validation drops them (0.01 = 1%)
+    response_chars:int=0,   # response length in characters, as long as real ones (e.g. 1700); 0: short templates
 ):
     "Write synthetic UltraFeedback rows with planted defects (the benchmarks' input)."
-    out = write_ultrafeedback(path, prompts, seed)
+    out = write_ultrafeedback(path, prompts, seed, invalid_rate=invalid_rate, response_chars=response_chars or None)
     print(f"wrote {prompts} prompts ({4 * prompts} completions) to {out}")
     return out
