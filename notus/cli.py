@@ -6,12 +6,12 @@ Docs: https://notus-dev.github.io/notus/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #1d9a9fce
 from __future__ import annotations
-import sys, importlib
+import sys, importlib, signal, threading
 import argparse, inspect
 from fastcore.docments import docments
 
 # %% auto #0
-__all__ = ['VERBS', 'verb_parser', 'main', 'cli']
+__all__ = ['VERBS', 'verb_parser', 'Terminated', 'main', 'cli']
 
 # %% ../nbs/09_cli.ipynb #3efe470e
 VERBS = {
@@ -28,9 +28,13 @@ VERBS = {
     'experiment': 'notus.experiment:experiment_cli',
 }
 
-def _resolve(verb):
+def _load(verb):
+    "The verb's function; an `ImportError` (a missing extra, a broken module) propagates."
     mod, fn = VERBS[verb].split(':')
-    try: return getattr(importlib.import_module(mod), fn)
+    return getattr(importlib.import_module(mod), fn)
+
+def _resolve(verb):
+    try: return _load(verb)
     except (ImportError, AttributeError): return None
 
 def _usage():
@@ -65,20 +69,32 @@ def verb_parser(func, prog:str)->argparse.ArgumentParser:
     return p
 
 # %% ../nbs/09_cli.ipynb #9986026a
+class Terminated(KeyboardInterrupt):
+    "SIGTERM, raised like Ctrl-C so that every temporary output is removed on the way out."
+
+def _on_sigterm(signum, frame): raise Terminated()
+
 def main(argv:list|None=None)->int:
     "Entry point of the `notus` command: dispatch to the verb's `*_cli` function."
-    from notus.data import NotusError
+    from notus.core import NotusError
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ('-h', '--help'): print(_usage()); return 0
     verb, rest = argv[0], argv[1:]
-    func = _resolve(verb) if verb in VERBS else None
-    if func is None: print(f"notus: unknown verb {verb!r}\n{_usage()}", file=sys.stderr); return 2
+    if verb not in VERBS: print(f"notus: unknown verb {verb!r}\n{_usage()}", file=sys.stderr); return 2
+    try: func = _load(verb)
+    except (ImportError, AttributeError) as e:
+        print(f"notus {verb}: cannot load {VERBS[verb]} ({e}); install the extra it needs, e.g. pip install 'notus[all]'.", file=sys.stderr)
+        return 2
     p = verb_parser(func, prog=f'notus {verb}')
     args = p.parse_args(rest)
+    if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _on_sigterm)
     try: func(**vars(args))
     except NotusError as e: print(f"notus {verb}: error: {e}", file=sys.stderr); return 2
     except FileNotFoundError as e: print(f"notus {verb}: error: {e.filename or e}: no such file.", file=sys.stderr); return 2
-    except KeyboardInterrupt: print(f"notus {verb}: interrupted", file=sys.stderr); return 130
+    except OSError as e:      # permissions, a full disk, a path that is a folder...: the system's words, one line
+        print(f"notus {verb}: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}.", file=sys.stderr); return 2
+    except Terminated: print(f"notus {verb}: terminated; no partial output was left", file=sys.stderr); return 143
+    except KeyboardInterrupt: print(f"notus {verb}: interrupted; no partial output was left", file=sys.stderr); return 130
     return 0
 
 def cli(): sys.exit(main())
