@@ -10,15 +10,17 @@ import copy, dataclasses, difflib, json, os, re, shutil, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
-from .data import NotusError, arrow_table
+from .core import NotusError
+from .data import arrow_table
 
 # %% auto #0
 __all__ = ['ZEPHYR_CHAT_TEMPLATE', 'MISTRAL_INST_CHAT_TEMPLATE', 'CHAT_TEMPLATES', 'TINY_SPECIAL_TOKENS', 'MODEL_EXTRAS',
-           'RECIPE_SECTIONS', 'ALIASES', 'HINTS', 'check_chat_template', 'set_chat_template', 'pair_texts',
+           'RECIPE_SECTIONS', 'ALIASES', 'HINTS', 'check_chat_template', 'set_chat_template', 'tokenizer_texts',
            'build_tiny_tokenizer', 'build_tiny_model', 'DataConfig', 'TinyConfig', 'LaunchConfig', 'parse_overrides',
-           'Recipe', 'recipe_path', 'load_recipe', 'flip_labels', 'to_conversational', 'load_pairs', 'prompt_lengths',
-           'truncate_prompts', 'reference_model', 'TrainResult', 'last_checkpoint', 'load_tokenizer',
-           'model_init_kwargs', 'load_model', 'generate_reply', 'train', 'special_token_report', 'train_cli']
+           'Recipe', 'recipe_path', 'load_recipe', 'flip_labels', 'read_source', 'prepare_pairs', 'load_pairs',
+           'prompt_lengths', 'truncate_prompts', 'reference_model', 'TrainResult', 'last_checkpoint', 'load_tokenizer',
+           'model_init_kwargs', 'load_model', 'generate_reply', 'train', 'special_token_report', 'check_data',
+           'train_cli']
 
 # %% ../nbs/06_dpo.ipynb #6dd3d6bf
 ZEPHYR_CHAT_TEMPLATE = (
@@ -59,8 +61,11 @@ def set_chat_template(
 # %% ../nbs/06_dpo.ipynb #1af92313
 TINY_SPECIAL_TOKENS = ['<unk>', '<s>', '</s>', '<pad>', '<|system|>', '<|user|>', '<|assistant|>']
 
-def pair_texts(pairs, columns=('prompt', 'chosen', 'rejected'))->list:
-    "The content of every message in the conversational `columns` of `pairs` (a Dataset or Arrow table)."
+def tokenizer_texts(
+    pairs,                                  # pairs in notus's layout (a Dataset or Arrow table)
+    columns=('prompt', 'chosen', 'rejected'),  # message-list (or plain text) columns to read
+)->list:
+    "The content of every message in the conversational `columns` of `pairs`: the text a tiny tokenizer is trained on."
     t = arrow_table(pairs)
     out = []
     for c in columns:
@@ -71,7 +76,7 @@ def pair_texts(pairs, columns=('prompt', 'chosen', 'rejected'))->list:
     return out
 
 def build_tiny_tokenizer(
-    texts:list,                  # training text for the BPE merges (e.g. `pair_texts(train_pairs)`)
+    texts:list,                  # training text for the BPE merges (e.g. `tokenizer_texts(train_pairs)`)
     vocab_size:int=1000,         # target vocabulary size, special tokens and the 256 byte symbols included
     chat_template:str='zephyr',  # chat template name or Jinja text, see `set_chat_template`
     min_frequency:int=2,         # minimum count of a merge
@@ -100,6 +105,7 @@ def build_tiny_model(
     num_key_value_heads:int=2,       # key/value heads (grouped-query attention, as in Mistral 7B)
     max_position_embeddings:int=512, # longest sequence
     seed:int=0,                      # seed of the random initialisation (the global torch RNG is left as it was)
+    vocab_size:int|None=None,        # the `tiny` section's tokenizer size; the model's vocabulary is always `len(tokenizer)`
 ):
     "A randomly initialised `MistralForCausalLM` of the given shape for `tokenizer`."
     import torch
@@ -174,19 +180,34 @@ HINTS = {
 def _fields(cls)->dict: return {f.name: f for f in dataclasses.fields(cls) if f.init}
 
 def _coerce(value, anno, where):
-    "Coerce a YAML/override value to the type named by a dataclass field annotation."
+    "Coerce a YAML/override value to the type of a dataclass field annotation; refuse a value of another type."
+    from argparse import ArgumentTypeError
+    from transformers.hf_argparser import string_to_bool       # transformers' own reading of a boolean flag
     t = str(anno)
+    only = lambda k: k in t and not any(o in t for o in {'bool', 'int', 'float', 'str', 'list', 'dict'} - {k})
     if isinstance(value, str):
         low = value.strip().lower()
-        if 'bool' in t and low in ('true', 'false', 'yes', 'no'): return low in ('true', 'yes')
         if ('None' in t or 'Optional' in t) and 'str' not in t and low in ('none', 'null', '~'): return None
+        if only('bool'):
+            try: return string_to_bool(low)
+            except ArgumentTypeError: raise NotusError(f"{where} must be true or false, got {value!r}.") from None
+        if 'bool' in t and low in ('true', 'false', 'yes', 'no'): return low in ('true', 'yes')
         if 'float' in t or 'int' in t:
             try: n = float(value)
             except ValueError:
                 if 'str' in t: return value
                 raise NotusError(f"{where} must be a number, got {value!r}.") from None
-            return int(n) if 'int' in t and 'float' not in t and n == int(n) else n
-    if isinstance(value, int) and not isinstance(value, bool) and 'float' in t and 'int' not in t: return float(value)
+            value = n
+    if value is None or isinstance(value, bool):
+        if isinstance(value, bool) and 'bool' not in t and 'str' not in t and ('int' in t or 'float' in t):
+            raise NotusError(f"{where} must be a number, got {value!r}.")
+        if value is False and 'bool' not in t and 'str' in t: return 'no'   # YAML 1.1 reads `no` as false: save_strategy: no
+        return value
+    if only('bool'): raise NotusError(f"{where} must be true or false, got {value!r}.")
+    if isinstance(value, float) and 'int' in t and 'float' not in t:
+        if not value.is_integer(): raise NotusError(f"{where} must be a whole number, got {value!r}.")
+        return int(value)
+    if isinstance(value, int) and 'float' in t and 'int' not in t: return float(value)
     return value
 
 def _check_keys(section:dict, known, section_name, where):
@@ -201,7 +222,7 @@ def _typed(section:dict, cls, section_name, where, extra:dict|None=None)->dict:
     "Check the keys of `section` against `cls`'s fields (plus `extra`) and coerce their values."
     fl = _fields(cls)
     _check_keys(section, set(fl) | set(extra or {}), section_name, where)
-    return {k: _coerce(v, fl[k].type, f"{section_name}.{k}") if k in fl else v for k, v in section.items()}
+    return {k: _coerce(v, fl[k].type, f"{where}: {section_name}.{k}") if k in fl else v for k, v in section.items()}
 
 # %% ../nbs/06_dpo.ipynb #a681bc0f
 def _known_keys()->dict:
@@ -306,7 +327,26 @@ def _dpo_config(training:dict, where:str, dry_run:bool):
             msg = "it asks for bf16 but no GPU is visible; run on a GPU, or override training.bf16=false training.use_cpu=true"
         raise NotusError(f"{where}: the training section does not make a DPOConfig: {msg}") from None
 
+def _at_least(where:str, **values):
+    "Raise a `NotusError` naming the first `section__key=(value, minimum)` whose value is below its minimum."
+    for k, (v, lo) in values.items():
+        if v is not None and not v >= lo:
+            raise NotusError(f"{where}: {k.replace('__', '.')} must be at least {lo}, got {v!r}.")
+
+def _check_training(t, where:str):
+    "Values of a `DPOConfig` that TRL accepts but that cannot train: refused before any work."
+    if not t.max_steps > 0 and not t.num_train_epochs > 0:
+        raise NotusError(f"{where}: training.num_train_epochs must be positive (or set training.max_steps), got {t.num_train_epochs!r}.")
+    _at_least(where, training__per_device_train_batch_size=(t.per_device_train_batch_size, 1),
+              training__per_device_eval_batch_size=(t.per_device_eval_batch_size, 1),
+              training__gradient_accumulation_steps=(t.gradient_accumulation_steps, 1),
+              training__learning_rate=(t.learning_rate, 0), training__warmup_steps=(t.warmup_steps, 0),
+              training__max_length=(t.max_length, 1), training__dataloader_num_workers=(t.dataloader_num_workers, 0))
+    if not t.beta > 0: raise NotusError(f"{where}: training.beta must be positive, got {t.beta!r}.")
+
 def _check_launch(launch:LaunchConfig, training, base:Path|None, where:str):
+    _at_least(where, launch__num_processes=(launch.num_processes, 1), launch__torch_threads=(launch.torch_threads, 1),
+              launch__global_batch_size=(launch.global_batch_size, 1))
     if launch.accelerate_config:
         from accelerate.commands.config.config_args import ClusterConfig
         p = Path(launch.accelerate_config)
@@ -355,6 +395,7 @@ def load_recipe(
     try: model = ModelConfig(**m)
     except (ValueError, TypeError) as e: raise NotusError(f"{where}: the model section does not make a ModelConfig: {e}") from None
     tiny = TinyConfig(**_typed(recipe.get('tiny') or {}, TinyConfig, 'tiny', where)) if m['model_name_or_path'] == 'tiny' else None
+    if tiny is not None: _at_least(where, **{f'tiny__{k}': (v, 0 if k == 'seed' else 1) for k, v in dataclasses.asdict(tiny).items()})
     if tiny is None and recipe.get('tiny'): raise NotusError(f"{where}: a tiny section needs model.model_name_or_path: tiny.")
     data = DataConfig(**_typed(recipe.get('data') or {}, DataConfig, 'data', where))
     _check_data(data, where)
@@ -364,6 +405,7 @@ def load_recipe(
     tr.setdefault('output_dir', f'runs/{name}')
     tr['trust_remote_code'] = bool(extras['trust_remote_code'])
     training = _dpo_config(tr, where, dry_run)
+    _check_training(training, where)
     _check_launch(launch, training, path.parent if path else None, where)
     reported = recipe.get('reported') or {}
     if not isinstance(reported, dict) or not all(isinstance(v, (int, float)) for v in reported.values()):
@@ -383,126 +425,139 @@ def _check_data(data:DataConfig, where:str):
     if data.shuffle_labels not in (False, True, 'all', 'train'): raise NotusError(f"{where}: data.shuffle_labels must be false, true/all or train.")
     if data.test_size is None or data.test_size < 0: raise NotusError(f"{where}: data.test_size must be >= 0.")
     if data.max_prompt_length is not None and data.max_prompt_length < 1: raise NotusError(f"{where}: data.max_prompt_length must be positive.")
+    _at_least(where, data__min_margin=(data.min_margin, 0), data__max_train_pairs=(data.max_train_pairs, 1),
+              data__max_eval_pairs=(data.max_eval_pairs, 0))
+    if data.source is not None and not isinstance(data.source, str): raise NotusError(f"{where}: data.source must be a path, a hub id or 'bundled', got {data.source!r}.")
 
 # %% ../nbs/06_dpo.ipynb #bda882ba
-def _swap_columns(t:pa.Table, flip:np.ndarray)->pa.Table:
-    "Swap every chosen*/rejected* column pair of `t` on the rows where `flip` is True."
-    mask = pa.array(flip)
-    for c in t.column_names:
-        if c.startswith('chosen') and 'rejected' + c[len('chosen'):] in t.column_names:
-            r = 'rejected' + c[len('chosen'):]
-            a, b = t.column(c).combine_chunks(), t.column(r).combine_chunks()
-            t = t.set_column(t.column_names.index(c), c, pc.if_else(mask, b, a))
-            t = t.set_column(t.column_names.index(r), r, pc.if_else(mask, a, b))
-    return t
-
 def flip_labels(
-    pairs,              # preference pairs (a `datasets.Dataset`)
+    pairs,              # preference pairs in notus's layout (a `datasets.Dataset`)
     share:float=0.5,    # probability that a pair's chosen and rejected are swapped
     seed:int=42,        # seed of the draws (per prompt id when there is a prompt_id column)
 ):
     "Swap chosen and rejected (and their ratings, scores, models) in a random `share` of `pairs`."
     import datasets
     from notus.binarize import uniform_draws
+    from notus.pairs import swap_pairs
     t = arrow_table(pairs)
     if 'prompt_id' in t.column_names: u = uniform_draws(t.column('prompt_id').to_pylist(), seed, salt=2)
     else: u = np.random.default_rng(seed).random(t.num_rows)
-    return datasets.Dataset(_swap_columns(t, u < share))
+    return datasets.Dataset(swap_pairs(t, u < share))
 
 # %% ../nbs/06_dpo.ipynb #0dee63a8
-def to_conversational(pairs):
-    "Bring pairs to TRL's conversational format with an explicit prompt (prompt, chosen, rejected as message lists)."
-    import datasets
-    cols = pairs.column_names
-    if {'instruction', 'chosen_response', 'rejected_response'} <= set(cols):          # Argilla's flat layout
-        t = arrow_table(pairs)
-        msg = lambda role, c: datasets.Dataset(pa.table({'m': t.column(c)})).map(
-            lambda b: {'m': [[{'role': role, 'content': x}] for x in b['m']]}, batched=True)['m']
-        return datasets.Dataset.from_dict({'prompt': msg('user', 'instruction'), 'chosen': msg('assistant', 'chosen_response'),
-                                           'rejected': msg('assistant', 'rejected_response'),
-                                           **({'prompt_id': t.column('prompt_id').to_pylist()} if 'prompt_id' in cols else {})})
-    missing = {'chosen', 'rejected'} - set(cols)
-    if missing: raise NotusError(f"pairs need chosen and rejected columns (missing: {', '.join(sorted(missing))}).")
-    t = arrow_table(pairs)
-    if pa.types.is_string(t.column('chosen').type): return pairs                      # plain text pairs: TRL reads them as they are
-    if 'prompt' not in cols or pa.types.is_string(t.column('prompt').type):           # HuggingFaceH4 layout: whole conversations
-        def split(b):
-            return {'prompt': [c[:-1] for c in b['chosen']], 'chosen': [c[-1:] for c in b['chosen']], 'rejected': [r[-1:] for r in b['rejected']]}
-        return pairs.map(split, batched=True, remove_columns=[c for c in ('prompt',) if c in cols])
-    return pairs
+_UF_KEY = re.compile(r'"completions"\s*:')
+
+def _is_ultrafeedback(p:Path)->bool:
+    "Whether the local file or folder `p` holds UltraFeedback rows (a `completions` column) rather than pairs."
+    if p.is_dir():
+        info = p/'dataset_info.json'
+        if info.exists(): return bool(_UF_KEY.search(info.read_text(encoding='utf-8', errors='replace')))
+        files = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in ('.parquet', '.jsonl', '.json'))
+        return bool(files) and _is_ultrafeedback(files[0])
+    if p.suffix.lower() == '.parquet':
+        import pyarrow.parquet as pq
+        try: return 'completions' in pq.read_schema(p).names
+        except (pa.ArrowException, OSError): return False     # unreadable: the reader says why
+    with open(p, encoding='utf-8', errors='replace') as f: return bool(_UF_KEY.search(f.read(1 << 16)))
+
+def _is_hub_id(src:str)->bool:
+    "Whether `src` reads as a hub dataset id (`owner/name`) rather than a local path."
+    return bool(re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', src)) and Path(src).suffix.lower() not in ('.parquet', '.jsonl', '.json')
+
+def read_source(
+    data:DataConfig,   # the recipe's data section
+)->tuple:
+    "`(pairs, layout)`: the data source's pairs in notus's layout (a Dataset or DatasetDict) and the layout they were read from."
+    from notus.pairs import read_pairs
+    src = None if data.source in (None, '', 'bundled') else str(data.source)
+    if src is not None and not Path(src).exists() and not _is_hub_id(src):
+        raise NotusError(f"data.source {src} does not exist; give a pairs or UltraFeedback file or folder, a hub id, or 'bundled'.")
+    if src is not None and (data.format == 'pairs' or (data.format == 'auto' and Path(src).exists() and not _is_ultrafeedback(Path(src)))):
+        return read_pairs(src)
+    from notus.data import load_ultrafeedback
+    from notus.binarize import binarize
+    uf, _ = load_ultrafeedback(src)
+    d, _ = binarize(uf, data.strategy, data.seed, min_margin=data.min_margin)
+    return d, f'ultrafeedback ({data.strategy})'
 
 # %% ../nbs/06_dpo.ipynb #161c5ba4
-def _read_pairs(p:Path):
+def _clean(d):
+    "Run notus.clean's default cleaning on a Dataset, or on a DatasetDict's splits together (no duplicate crosses them)."
     import datasets
-    if p.is_dir():
-        d = datasets.load_from_disk(str(p))
-        return d
-    if p.suffix.lower() == '.parquet':
-        import pyarrow.parquet as pq
-        return datasets.Dataset(pq.read_table(p))
-    if p.suffix.lower() in ('.jsonl', '.json'): return datasets.Dataset.from_json(str(p))
-    raise NotusError(f"{p}: unsupported pairs file; use .parquet, .jsonl, .json or a dataset directory.")
+    from notus.clean import clean_pairs
+    if not isinstance(d, datasets.DatasetDict): return clean_pairs(d)[0]
+    tagged = pa.concat_tables([arrow_table(v).append_column('_split', pa.array([k] * len(v), pa.string())) for k, v in d.items()],
+                              promote_options='permissive')
+    t = arrow_table(clean_pairs(datasets.Dataset(tagged))[0])
+    return datasets.DatasetDict({k: datasets.Dataset(t.filter(pc.equal(t.column('_split'), k)).drop_columns(['_split'])) for k in d})
 
-def _looks_like_pairs(p:Path)->bool:
-    if p.suffix.lower() == '.parquet':
-        import pyarrow.parquet as pq
-        return {'chosen', 'rejected'} <= set(pq.read_schema(p).names) or 'chosen_response' in pq.read_schema(p).names
-    if p.suffix.lower() in ('.jsonl', '.json'):
-        with open(p, encoding='utf-8') as f: head = f.read(4096)
-        return '"chosen' in head and '"completions"' not in head
-    if p.is_dir(): return not (p/'dataset_info.json').exists() or 'chosen' in (p/'dataset_info.json').read_text()
-    return False
+def _pick_splits(d, where:str='the pairs'):
+    "The training splits of a DatasetDict, renamed `train_prefs`/`test_prefs` (a Dataset when there is no test split); a Dataset as it is."
+    import datasets
+    if not isinstance(d, datasets.DatasetDict): return d
+    tr = next((k for k in ('train_prefs', 'train') if k in d), None)
+    te = next((k for k in ('test_prefs', 'test') if k in d), None)
+    if tr is None: raise NotusError(f"{where} have splits {', '.join(d)}; expected train_prefs/test_prefs or train/test.")
+    return datasets.DatasetDict({'train_prefs': d[tr], 'test_prefs': d[te]}) if te is not None else d[tr]
 
 def _as_split(d, data:DataConfig):
-    "A DatasetDict(train_prefs, test_prefs) from a Dataset (split by prompt) or a DatasetDict with known split names."
+    "A DatasetDict(train_prefs, test_prefs): `d` as it is when it has both, else split by prompt (`split_pairs`)."
     import datasets
     from notus.binarize import split_pairs
-    if isinstance(d, datasets.DatasetDict):
-        tr = next((k for k in ('train_prefs', 'train') if k in d), None)
-        te = next((k for k in ('test_prefs', 'test') if k in d), None)
-        if tr is None: raise NotusError(f"pairs have splits {', '.join(d)}; expected train_prefs/test_prefs or train/test.")
-        if te is None: d = d[tr]
-        else: return datasets.DatasetDict({'train_prefs': to_conversational(d[tr]), 'test_prefs': to_conversational(d[te])})
-    d = to_conversational(d)
-    if data.test_size == 0: return datasets.DatasetDict({'train_prefs': d, 'test_prefs': d.select([])})
-    if 'prompt_id' in d.column_names:
-        return split_pairs(d, int(data.test_size) if data.test_size >= 1 else data.test_size, data.seed)
-    s = d.train_test_split(test_size=int(data.test_size) if data.test_size >= 1 else data.test_size, seed=data.seed)
-    return datasets.DatasetDict({'train_prefs': s['train'], 'test_prefs': s['test']})
+    if isinstance(d, datasets.DatasetDict): return d
+    if data.test_size == 0: return datasets.DatasetDict({'train_prefs': d, 'test_prefs': datasets.Dataset(arrow_table(d).slice(0, 0))})
+    try: return split_pairs(d, int(data.test_size) if data.test_size >= 1 else float(data.test_size), data.seed)
+    except NotusError as e: raise NotusError(f"data.{str(e).rstrip('.')}; lower data.test_size.") from None
+
+def _cap(d, n:int|None):
+    import datasets
+    return d if n is None or len(d) <= n else datasets.Dataset(arrow_table(d).slice(0, n))
+
+def prepare_pairs(
+    data:DataConfig|dict|None=None,   # the recipe's data section (default: the bundled sample, Notus binarization)
+    pairs=None,                       # pairs to use instead of the data source (Dataset, DatasetDict, or (train, test)), in any layout
+)->tuple:
+    "`(DatasetDict(train_prefs, test_prefs), counts)`: the training pairs prepared as `data` says, and how many went where."
+    import datasets
+    from notus.pairs import normalize_pairs
+    data = DataConfig(**data) if isinstance(data, dict) else (data or DataConfig())
+    where = f"data.source {data.source}" if pairs is None and data.source not in (None, '', 'bundled') else 'the pairs'
+    if pairs is None:
+        d, layout = read_source(data)
+        d = _pick_splits(d, where)
+    else:
+        if isinstance(pairs, (tuple, list)): pairs = datasets.DatasetDict({'train_prefs': pairs[0], 'test_prefs': pairs[1]})
+        pairs = _pick_splits(pairs)
+        if isinstance(pairs, datasets.DatasetDict):
+            got = {k: normalize_pairs(v) for k, v in pairs.items()}
+            d, layout = datasets.DatasetDict({k: datasets.Dataset(t) for k, (t, _) in got.items()}), got['train_prefs'][1]
+        else:
+            t, layout = normalize_pairs(pairs)
+            d = datasets.Dataset(t)
+    n_read = sum(len(v) for v in d.values()) if isinstance(d, datasets.DatasetDict) else len(d)
+    if n_read == 0: raise NotusError(f"{where} holds no pairs; give a file with prompt, chosen and rejected rows.")
+    if data.clean:
+        try: d = _clean(d)
+        except ImportError: raise NotusError("data.clean needs notus.clean, which this installation does not have.") from None
+    n_clean = sum(len(v) for v in d.values()) if isinstance(d, datasets.DatasetDict) else len(d)
+    if n_clean == 0: raise NotusError(f"cleaning dropped all {n_read} pairs of {where}; set data.clean: false or use other data.")
+    dd = _as_split(d, data)
+    if len(dd['train_prefs']) == 0:
+        raise NotusError(f"data.test_size {data.test_size:g} leaves no training pairs of {n_clean} in {where}; lower data.test_size.")
+    if data.shuffle_labels:
+        for k in (['train_prefs'] if data.shuffle_labels == 'train' else ['train_prefs', 'test_prefs']): dd[k] = flip_labels(dd[k], 0.5, data.seed)
+    split = {k: len(v) for k, v in dd.items()}
+    dd['train_prefs'], dd['test_prefs'] = _cap(dd['train_prefs'], data.max_train_pairs), _cap(dd['test_prefs'], data.max_eval_pairs)
+    counts = {'layout': layout, 'read': n_read, 'dropped_by_clean': n_read - n_clean, 'train': len(dd['train_prefs']),
+              'test': len(dd['test_prefs']), 'capped': sum(split.values()) - len(dd['train_prefs']) - len(dd['test_prefs'])}
+    assert counts['read'] == counts['dropped_by_clean'] + counts['train'] + counts['test'] + counts['capped'], counts
+    return dd, counts
 
 def load_pairs(
     data:DataConfig|dict|None=None,   # the recipe's data section (default: the bundled sample, Notus binarization)
 ):
-    "Preference pairs for training: a `DatasetDict` with `train_prefs` and `test_prefs`, prepared as `data` says."
-    import datasets
-    from notus.data import load_ultrafeedback, _load_dataset
-    from notus.binarize import binarize
-    data = DataConfig(**data) if isinstance(data, dict) else (data or DataConfig())
-    src = None if data.source in (None, '', 'bundled') else data.source
-    fmt = data.format
-    d = None
-    if src is not None and Path(src).exists():
-        if fmt == 'pairs' or (fmt == 'auto' and _looks_like_pairs(Path(src))): d = _read_pairs(Path(src))
-    elif src is not None and fmt == 'pairs': d = _load_dataset(src, None)   # hub id: one sentence if it fails
-    if d is None:
-        uf, _ = load_ultrafeedback(src)
-        d, _ = binarize(uf, data.strategy, data.seed, min_margin=data.min_margin)
-    if data.clean:
-        try: from notus.clean import clean_pairs
-        except ImportError: raise NotusError("data.clean needs notus.clean, which this installation does not have.") from None
-        if isinstance(d, datasets.DatasetDict):   # clean all splits together, so no duplicate crosses train/test
-            tagged = datasets.concatenate_datasets([v.add_column('_split', [k] * len(v)) for k, v in d.items()])
-            c_, _ = clean_pairs(tagged)
-            tags = np.asarray(c_['_split'], object)
-            d = datasets.DatasetDict({k: c_.select(np.flatnonzero(tags == k)).remove_columns('_split') for k in d})
-        else: d, _ = clean_pairs(d)
-    dd = _as_split(d, data)
-    if data.shuffle_labels:
-        splits = ['train_prefs'] if data.shuffle_labels == 'train' else ['train_prefs', 'test_prefs']
-        for k in splits: dd[k] = flip_labels(dd[k], 0.5, data.seed)
-    if data.max_train_pairs is not None: dd['train_prefs'] = dd['train_prefs'].select(range(min(data.max_train_pairs, len(dd['train_prefs']))))
-    if data.max_eval_pairs is not None: dd['test_prefs'] = dd['test_prefs'].select(range(min(data.max_eval_pairs, len(dd['test_prefs']))))
-    return dd
+    "Preference pairs for training: a `DatasetDict` with `train_prefs` and `test_prefs` in notus's layout, prepared as `data` says."
+    return prepare_pairs(data)[0]
 
 # %% ../nbs/06_dpo.ipynb #3a5f23aa
 def prompt_lengths(pairs, tokenizer)->np.ndarray:
@@ -517,6 +572,12 @@ def _completion_overhead(tokenizer)->int:
     alone = tokenizer.apply_chat_template(p, tokenize=True, add_generation_prompt=True, return_dict=True)['input_ids']
     return max(0, len(full) - len(alone) - len(tokenizer('y', add_special_tokens=False)['input_ids']))
 
+def _last_turns(prompt:list)->list:
+    "Shorter versions of a multi-turn `prompt`, longest first: the turns from each user message on (a leading system message kept)."
+    head = prompt[:1] if prompt and prompt[0]['role'] == 'system' else []
+    body = prompt[len(head):]
+    return [head + body[j:] for j, m in enumerate(body) if m['role'] == 'user' and j > 0]
+
 def truncate_prompts(
     pairs,                          # conversational pairs (`datasets.Dataset`)
     tokenizer,                      # the training tokenizer, with its chat template
@@ -524,7 +585,7 @@ def truncate_prompts(
     max_length:int|None=1024,       # truncate only where prompt + longer completion exceed this (None: always)
     batch_size:int=1000,            # rows per batch
 ):
-    "Cut long prompts to their last tokens where prompt + completion exceed `max_length` (TRL's old `max_prompt_length`)."
+    "Cut long prompts to their last turns, then their last tokens, where prompt + completion exceed `max_length` (TRL's old `max_prompt_length`)."
     check_chat_template(tokenizer)
     over_c = _completion_overhead(tokenizer)
     def cut(batch):
@@ -535,7 +596,15 @@ def truncate_prompts(
             clen = [np.array([len(x) for x in tokenizer([m[-1]['content'] for m in batch[c]], add_special_tokens=False)['input_ids']])
                     for c in ('chosen', 'rejected')]
             todo = (plen > max_prompt_length) & (plen + np.maximum(*clen) + over_c > max_length)
-        rows = np.flatnonzero(todo)
+        rows = np.flatnonzero(todo & (plen > max_prompt_length))
+        cands = [_last_turns(prompts[i]) for i in rows]                     # earlier turns are dropped first
+        flat = [c for cs in cands for c in cs]
+        if flat:
+            fits = np.split(prompt_lengths({'prompt': flat}, tokenizer) <= max_prompt_length, np.cumsum([len(cs) for cs in cands])[:-1])
+            for i, cs, f in zip(rows, cands, fits):
+                if cs: prompts[i] = cs[int(np.argmax(f))] if f.any() else cs[-1]
+            plen[rows] = prompt_lengths({'prompt': [prompts[i] for i in rows]}, tokenizer)
+            rows = rows[plen[rows] > max_prompt_length]
         for _ in range(4):
             if not len(rows): break
             last = [prompts[i][-1]['content'] for i in rows]
@@ -629,10 +698,7 @@ def model_init_kwargs(recipe:Recipe)->dict:
 
 def load_model(recipe:Recipe, tokenizer):
     "The policy: a tiny model built for the tokenizer, or the model's name for TRL to load with `model_init_kwargs(recipe)`."
-    if recipe.is_tiny:
-        t = recipe.tiny
-        return build_tiny_model(tokenizer, t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads,
-                                t.num_key_value_heads, t.max_position_embeddings, t.seed)
+    if recipe.is_tiny: return build_tiny_model(tokenizer, **dataclasses.asdict(recipe.tiny))
     return recipe.model.model_name_or_path
 
 # %% ../nbs/06_dpo.ipynb #edf82135
@@ -659,17 +725,17 @@ def generate_reply(
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 # %% ../nbs/06_dpo.ipynb #ad69a0b8
-def _as_dd(pairs, data:DataConfig):
-    import datasets
-    if isinstance(pairs, (tuple, list)): pairs = datasets.DatasetDict({'train_prefs': pairs[0], 'test_prefs': pairs[1]})
-    dd = _as_split(pairs, data)
-    if data.shuffle_labels:
-        for k in (['train_prefs'] if data.shuffle_labels == 'train' else ['train_prefs', 'test_prefs']): dd[k] = flip_labels(dd[k], 0.5, data.seed)
-    return dd
+def _check_folder(out:Path, recipe:Recipe, ckpt:str|None)->bool:
+    "Whether `out` holds a finished run; refuse one (finished or not) made from a different recipe."
+    finished = (out/'notus_train.json').exists()
+    if (ckpt or finished) and (out/'recipe.yaml').exists() and (out/'recipe.yaml').read_text() != recipe.to_yaml():
+        raise NotusError(f"{out} holds {'a finished' if finished else 'an unfinished'} run of a different recipe; "
+                         + ("" if finished else "resume it with the same settings, or ") + "start over with --fresh or another output folder.")
+    return finished
 
 def train(
     recipe,                          # a `Recipe`, a recipe file or name ('tiny-cpu'), or a dict of sections
-    pairs=None,                      # pairs to use instead of the recipe's data: DatasetDict(train_prefs, test_prefs), (train, test), or a Dataset to split
+    pairs=None,                      # pairs instead of the recipe's data source (any layout): DatasetDict(train_prefs, test_prefs), (train, test), or a Dataset to split
     override:list|dict|None=None,    # 'section.key=value' overrides
     output_dir:str|Path|None=None,   # where everything goes (default: training.output_dir)
     resume:bool=True,                # continue from the last complete checkpoint in output_dir, if any
@@ -692,14 +758,12 @@ def train(
                       f"global batch is {recipe.global_batch_size(world)}, not {recipe.global_batch_size()}.")
     if model is not None and tokenizer is None: raise NotusError("pass the tokenizer that goes with the given model.")
     ckpt = last_checkpoint(out) if resume else None
-    if ckpt and (out/'recipe.yaml').exists() and (out/'recipe.yaml').read_text() != recipe.to_yaml():
-        raise NotusError(f"{out} holds an unfinished run of a different recipe; resume it with the same settings, "
-                         f"or start over with --fresh or another output folder.")
+    finished = _check_folder(out, recipe, ckpt) if resume else False
+    dd, _ = prepare_pairs(recipe.data, pairs)
     if int(os.environ.get('RANK', '0')) == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out/'recipe.yaml').write_text(recipe.to_yaml())
-    dd = load_pairs(recipe.data) if pairs is None else _as_dd(pairs, recipe.data)
-    tokenizer = tokenizer or load_tokenizer(recipe, pair_texts(dd['train_prefs']) if recipe.is_tiny else None)
+    tokenizer = tokenizer or load_tokenizer(recipe, tokenizer_texts(dd['train_prefs']) if recipe.is_tiny else None)
     check_chat_template(tokenizer)
     if recipe.data.max_prompt_length:
         dd = type(dd)({k: truncate_prompts(v, tokenizer, recipe.data.max_prompt_length, args.max_length) for k, v in dd.items()})
@@ -713,7 +777,8 @@ def train(
     trainer = DPOTrainer(model=model, ref_model=reference_model(model, recipe), args=args, train_dataset=dd['train_prefs'],
                          eval_dataset=dd['test_prefs'] if has_eval else None, processing_class=tokenizer,
                          peft_config=recipe.peft_config(), callbacks=[counter, *(callbacks or [])])
-    if ckpt: print(f"notus train: resuming from {ckpt}")
+    if ckpt and finished: print(f"notus train: {out} holds a finished run of this recipe; evaluating it again (--fresh starts over)")
+    elif ckpt: print(f"notus train: resuming the unfinished run in {out} from {Path(ckpt).name}")
     res = trainer.train(resume_from_checkpoint=ckpt)
     trainer.save_model(str(out))
     metrics = {f'train_{k}' if not k.startswith('train') else k: v for k, v in res.metrics.items()}
@@ -749,12 +814,33 @@ def special_token_report(trainer_or_dataset, tokenizer)->dict:
 def _is_run_dir(d:Path)->bool:
     return not any(d.iterdir()) or (d/'notus_train.json').exists() or any(p.name.startswith('checkpoint-') for p in d.iterdir())
 
+def check_data(
+    data:DataConfig,    # the recipe's data section
+)->dict:
+    "Run the data step without training: read the pairs, count them, split them (a hub id is not read: it needs the network)."
+    src = data.source if data.source not in (None, '', 'bundled') else None
+    if src is not None and not Path(src).exists() and _is_hub_id(src):
+        return {'checked': False, 'source': src, 'why': 'a hub id, read when training (needs the network)'}
+    _, counts = prepare_pairs(data)
+    return {'checked': True, 'source': src or 'bundled', **counts}
+
+def _data_line(c:dict)->str:
+    if not c['checked']: return f"data: {c['source']} not read here: {c['why']}"
+    s = f"data: {c['read']:,} pairs read from {c['source']} ({c['layout']})"
+    if c['dropped_by_clean']: s += f", {c['dropped_by_clean']:,} dropped by cleaning"
+    if c['capped']: s += f", {c['capped']:,} left out by max_train_pairs/max_eval_pairs"
+    return s + f": {c['train']:,} for training, {c['test']:,} held out"
+
+def _write_report(obj, path):
+    from notus.core import atomic_path
+    with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
+
 def train_cli(
     recipe:str,                 # recipe file (recipes/tiny-cpu.yaml) or name (tiny-cpu)
     override:list=(),           # section.key=value settings that replace the recipe's, e.g. training.learning_rate=1e-3
     output_dir:str=None,        # output folder (default: the recipe's training.output_dir)
     fresh:bool=False,           # delete the output folder's previous run first instead of resuming from its last checkpoint
-    check:bool=False,           # only load and validate the recipe: config objects built, nothing downloaded or trained
+    check:bool=False,           # only check: the recipe's values and its local data (read, counted, split); nothing downloaded or trained
     json_report:str=None,       # write the result (metrics, steps, output folder) to this JSON file
 ):
     "Train a model with DPO from a recipe (resumes from the last checkpoint of an interrupted run)."
@@ -764,8 +850,10 @@ def train_cli(
         if r.launch.accelerate_config:
             print(f"multi-GPU: accelerate launch --config_file {(r.path.parent if r.path else Path('.'))/r.launch.accelerate_config} "
                   f"\"$(which notus)\" train {r.path or recipe}")
-        out = {'recipe': r.name, 'valid': True, 'dry_run': r.dry_run, 'global_batch_size': r.global_batch_size()}
-        if json_report: Path(json_report).write_text(json.dumps(out, indent=2))
+        data = check_data(r.data)
+        print(_data_line(data))
+        out = {'recipe': r.name, 'valid': True, 'dry_run': r.dry_run, 'global_batch_size': r.global_batch_size(), 'data': data}
+        if json_report: _write_report(out, json_report)
         return out
     r = load_recipe(recipe, override)
     out = Path(output_dir or r.training.output_dir)
@@ -776,5 +864,5 @@ def train_cli(
     if int(os.environ.get('RANK', '0')) == 0:           # under accelerate/torchrun, the main process reports
         print(res)
         if res.sample is not None: print(f"sample answer: {res.sample!r}")
-    if json_report: Path(json_report).write_text(json.dumps(res.to_dict(), indent=2, default=str))
+    if json_report: _write_report(res.to_dict(), json_report)
     return res

@@ -6,16 +6,16 @@ Docs: https://notus-dev.github.io/notus/evaluate.html.md"""
 
 # %% ../nbs/07_evaluate.ipynb #3dc4788e
 from __future__ import annotations
-import json, time, uuid
+import dataclasses, json, time, uuid
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa
-from .data import NotusError
+from .core import NotusError
 
 # %% auto #0
 __all__ = ['PAIR_KEYS', 'ALPACA_EVAL_KEYS', 'MT_BENCH_KEYS', 'OPEN_LLM_TASKS', 'completion_tokens', 'sequence_logps',
            'pair_logps', 'reward_table', 'reward_summary', 'evaluate_pairs', 'load_run', 'generate',
            'check_alpaca_eval', 'alpaca_eval_outputs', 'write_json', 'check_mt_bench', 'mt_bench_answers',
-           'answer_mt_bench', 'write_jsonl', 'lm_eval_commands', 'evaluate_cli', 'generate_cli']
+           'answer_mt_bench', 'write_jsonl', 'lm_eval_commands', 'read_eval_pairs', 'evaluate_cli', 'generate_cli']
 
 # %% ../nbs/07_evaluate.ipynb #55243fa4
 def _common_prefix(a, b)->int:
@@ -79,22 +79,25 @@ def sequence_logps(
 def _column(pairs, c)->list:
     return list(pairs[c]) if c in getattr(pairs, 'column_names', pairs) else None
 
+def _as_pairs(pairs):
+    "`pairs` (Dataset, Arrow table, DataFrame or dict of lists, in any layout `notus.pairs` reads) as a Dataset in notus's layout."
+    import datasets
+    from notus.pairs import normalize_pairs
+    if isinstance(pairs, pd.DataFrame): pairs = pa.Table.from_pandas(pairs, preserve_index=False)
+    elif isinstance(pairs, dict): pairs = pa.table(pairs)
+    return datasets.Dataset(normalize_pairs(pairs)[0])
+
 def pair_logps(
     model,                      # a causal LM
     tokenizer,                  # its tokenizer, with a chat template
-    pairs,                      # conversational pairs: prompt, chosen, rejected (Dataset, DataFrame or dict of lists)
+    pairs,                      # pairs in any layout notus reads (Dataset, Arrow table, DataFrame or dict of lists)
     batch_size:int=8,           # sequences per forward pass
     max_length:int|None=None,   # truncate each sequence to this many tokens (the recipe's training.max_length)
     progress:bool=False,        # show progress bars
 )->pd.DataFrame:
     "Summed completion log-probabilities of the chosen and rejected completion of each pair under `model`."
-    from notus.dpo import to_conversational
-    import datasets
-    if isinstance(pairs, pd.DataFrame): pairs = datasets.Dataset.from_pandas(pairs, preserve_index=False)
-    elif isinstance(pairs, dict): pairs = datasets.Dataset.from_dict(pairs)
-    pairs = to_conversational(pairs)
+    pairs = _as_pairs(pairs)
     prompts = list(pairs['prompt'])
-    if prompts and isinstance(prompts[0], str): raise NotusError("evaluate needs conversational pairs (prompt, chosen, rejected as message lists).")
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     out = {}
     for side in ('chosen', 'rejected'):
@@ -148,6 +151,7 @@ def evaluate_pairs(
     progress:bool=False,        # show progress bars
 )->pd.DataFrame:
     "Per-pair implicit rewards of `policy` against `ref` on `pairs` (see `reward_table`)."
+    pairs = _as_pairs(pairs)
     pl = pair_logps(policy, tokenizer, pairs, batch_size, max_length, progress)
     if ref_logps is None:
         if ref is not None: ref_logps = pair_logps(ref, tokenizer, pairs, batch_size, max_length, progress)
@@ -191,9 +195,7 @@ def load_run(
     policy = _load_causal_lm(d, dtype, device)
     if ref: reference = _load_causal_lm(ref, dtype, device)
     elif recipe is not None and recipe.is_tiny:
-        t = recipe.tiny
-        reference = build_tiny_model(tok, t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads,
-                                     t.num_key_value_heads, t.max_position_embeddings, t.seed).to(_device(device)).eval()
+        reference = build_tiny_model(tok, **dataclasses.asdict(recipe.tiny)).to(_device(device)).eval()
     elif recipe is not None: reference = _load_causal_lm(recipe.model.model_name_or_path, dtype or recipe.model.dtype, device)
     else: raise NotusError(f"{d} has no recipe.yaml to name the reference model; pass --ref.")
     return policy, reference, tok, recipe
@@ -332,21 +334,23 @@ def lm_eval_commands(
             f"--batch_size {batch_size} --output_path {output_path}/{t}" for t, k in (tasks or OPEN_LLM_TASKS).items()]
 
 # %% ../nbs/07_evaluate.ipynb #ef0775f8
-def _read_eval_pairs(path):
+def read_eval_pairs(
+    source,                     # held-out pairs: a file or folder in any layout `notus.pairs.read_pairs` knows
+)->tuple:
+    "`(pairs, layout)`: the held-out pairs of `source` in notus's layout (its test_prefs or test split when it has splits)."
     import datasets
-    from notus.dpo import _read_pairs, to_conversational
-    p = Path(path)
-    if not p.exists(): raise NotusError(f"{p} does not exist.")
-    d = _read_pairs(p)
+    from notus.pairs import read_pairs
+    d, layout = read_pairs(source)
     if isinstance(d, datasets.DatasetDict):
         k = next((k for k in ('test_prefs', 'test') if k in d), None)
-        if k is None: raise NotusError(f"{p} has splits {', '.join(d)} and no test_prefs or test split.")
+        if k is None: raise NotusError(f"{source} has splits {', '.join(d)} and no test_prefs or test split; pass one split's file.")
         d = d[k]
-    return to_conversational(d)
+    if len(d) == 0: raise NotusError(f"{source} holds no pairs to evaluate.")
+    return d, layout
 
 def evaluate_cli(
     model_dir:str,              # folder of a trained model (from notus train)
-    pairs:str=None,             # held-out pairs: .parquet, .jsonl or a saved dataset (its test_prefs split)
+    pairs:str=None,             # held-out pairs in any layout notus reads: .parquet, .jsonl, .json or a folder (its test_prefs split)
     ref:str=None,               # reference model folder or hub id (default: what the run was trained from)
     beta:float=None,            # DPO temperature (default: the run's recipe, else 0.1)
     by:str='source,strategy',   # comma-separated columns to break the results down by
@@ -357,17 +361,17 @@ def evaluate_cli(
     import json as _json
     batch_size = int(batch_size); beta = None if beta is None else float(beta)   # the CLI passes strings
     if not pairs: raise NotusError("give the held-out pairs with --pairs (e.g. the test_prefs split saved by notus binarize).")
-    d = _read_eval_pairs(pairs)
+    d, layout = read_eval_pairs(pairs)
     policy, reference, tok, recipe = load_run(model_dir, ref)
     if beta is None: beta = recipe.training.beta if recipe is not None else 0.1
     max_length = recipe.training.max_length if recipe is not None else None
     table = evaluate_pairs(policy, tok, d, reference, beta, batch_size, max_length, progress=True)
-    out = {'model_dir': str(model_dir), 'pairs': len(table), 'beta': beta, **reward_summary(table).iloc[0].to_dict()}
+    out = {'model_dir': str(model_dir), 'pairs': len(table), 'layout': layout, 'beta': beta, **reward_summary(table).iloc[0].to_dict()}
     groups = [c for c in (by or '').split(',') if c and c in table.columns]
     for g in groups: out[f'by_{g}'] = reward_summary(table, g).reset_index().to_dict('records')
     if json: print(_json.dumps(out, indent=2, default=float))
     else:
-        print(f"{model_dir}: reward accuracy {out['accuracy']:.3f}, margin {out['margin']:.3f} on {len(table)} pairs (beta {beta})")
+        print(f"{model_dir}: reward accuracy {out['accuracy']:.3f}, margin {out['margin']:.3f} on {len(table)} pairs ({layout} layout, beta {beta})")
         for g in groups: print(reward_summary(table, g).round(3).to_string())
     return out
 

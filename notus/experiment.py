@@ -6,7 +6,7 @@ Docs: https://notus-dev.github.io/notus/experiment.html.md"""
 
 # %% ../nbs/08_experiment.ipynb #8cb454cb
 from __future__ import annotations
-import copy, json, platform, time
+import copy, dataclasses, json, platform, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd
@@ -231,7 +231,7 @@ def run_experiment(
     "Run the experiment: data-level analysis, one DPO model per strategy, every model on every held-out set; write the results."
     import datasets, torch
     from tqdm.auto import tqdm
-    from notus.dpo import load_recipe, pair_texts, build_tiny_tokenizer, build_tiny_model
+    from notus.dpo import load_recipe, tokenizer_texts, build_tiny_tokenizer, build_tiny_model
     from notus.evaluate import pair_logps, evaluate_pairs, load_run
     exp = exp if isinstance(exp, Experiment) else load_experiment(exp, output_dir)
     if output_dir is not None: exp.output_dir = Path(output_dir)
@@ -251,10 +251,8 @@ def run_experiment(
             if len(train_p[s]) == 0 or len(test_p[s]) == 0: raise NotusError(f"strategy {s} made no training or no held-out pairs; lower data.min_margin or use more data.")
         model0 = tok = None
         if recipe.is_tiny:
-            tok = build_tiny_tokenizer(sum((pair_texts(train_p[s]) for s in exp.strategies), []), recipe.tiny.vocab_size, recipe.chat_template)
-            t = recipe.tiny
-            model0 = build_tiny_model(tok, t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads,
-                                      t.num_key_value_heads, t.max_position_embeddings, t.seed)
+            tok = build_tiny_tokenizer(sum((tokenizer_texts(train_p[s]) for s in exp.strategies), []), recipe.tiny.vocab_size, recipe.chat_template)
+            model0 = build_tiny_model(tok, **dataclasses.asdict(recipe.tiny))
         trows, rrows, srows, ref_cache = [], [], [], {}
         bs, beta, maxlen = int(exp.eval.get('batch_size', 8)), recipe.training.beta, recipe.training.max_length
         for s in tqdm(exp.strategies, desc='experiment', disable=not progress):

@@ -10,7 +10,7 @@ NOTUS = str(Path(sys.executable).parent/'notus')
 def test_binarize_output_trains_one_dpo_step(tmp_path, suffix, builder):
     import torch, datasets
     from trl import DPOConfig, DPOTrainer
-    from notus.dpo import build_tiny_tokenizer, build_tiny_model, pair_texts
+    from notus.dpo import build_tiny_tokenizer, build_tiny_model, tokenizer_texts
     out = tmp_path/f'pairs.{suffix}'
     r = subprocess.run([NOTUS, 'binarize', '--seed', '3', '--output', str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -18,7 +18,7 @@ def test_binarize_output_trains_one_dpo_step(tmp_path, suffix, builder):
     assert {'prompt', 'chosen', 'rejected'} <= set(pairs.column_names) and len(pairs) > 200
     assert pairs[0]['prompt'][0]['role'] == 'user' and pairs[0]['chosen'][0]['role'] == 'assistant'
     pairs = pairs.select(range(16)).select_columns(['prompt', 'chosen', 'rejected'])
-    tok = build_tiny_tokenizer(pair_texts(pairs), vocab_size=400)
+    tok = build_tiny_tokenizer(tokenizer_texts(pairs), vocab_size=400)
     torch.set_num_threads(1)
     model = build_tiny_model(tok)
     before = copy.deepcopy(model.state_dict())

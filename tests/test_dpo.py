@@ -1,7 +1,7 @@
 """DPO training end to end: `notus train recipes/tiny-cpu.yaml` (binarize -> train -> save -> reload -> generate), the
 held-out reward accuracy recomputed here from the saved model, the shuffled-label control, the GPU recipes validated
 without a GPU or network, and BOS/EOS placement in what the trainer really feeds the model."""
-import json, subprocess, sys, time
+import dataclasses, json, subprocess, sys, time
 from pathlib import Path
 import numpy as np
 import pytest
@@ -73,9 +73,7 @@ def test_heldout_accuracy_recomputed(tiny_run):
     recipe = load_recipe(out/'recipe.yaml')
     tok = AutoTokenizer.from_pretrained(out)
     policy = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()
-    t = recipe.tiny
-    ref = build_tiny_model(tok, t.hidden_size, t.intermediate_size, t.num_hidden_layers, t.num_attention_heads,
-                           t.num_key_value_heads, t.max_position_embeddings, t.seed).eval()
+    ref = build_tiny_model(tok, **dataclasses.asdict(recipe.tiny)).eval()
     test = load_pairs(recipe.data)['test_prefs']
     beta, L = recipe.training.beta, recipe.training.max_length
     r = {}
@@ -155,12 +153,12 @@ def test_tokenizer_without_chat_template(tmp_path):
 def test_no_duplicated_bos_or_eos(tmp_path):
     "Every tokenized training pair of the tiny recipe starts with one BOS, and each completion holds one EOS, none doubled."
     from trl import DPOTrainer
-    from notus.dpo import load_recipe, load_pairs, load_tokenizer, load_model, pair_texts, reference_model, truncate_prompts
+    from notus.dpo import load_recipe, load_pairs, load_tokenizer, load_model, tokenizer_texts, reference_model, truncate_prompts
     recipe = load_recipe('tiny-cpu', [f'training.output_dir={tmp_path}'])
     dd = load_pairs(recipe.data)
     for template in ('zephyr', 'mistral-inst'):
         recipe.chat_template = template
-        tok = load_tokenizer(recipe, pair_texts(dd['train_prefs']))
+        tok = load_tokenizer(recipe, tokenizer_texts(dd['train_prefs']))
         train_ds = truncate_prompts(dd['train_prefs'], tok, recipe.data.max_prompt_length, recipe.training.max_length)
         model = load_model(recipe, tok)
         trainer = DPOTrainer(model=model, ref_model=reference_model(model, recipe), args=recipe.training,
@@ -181,12 +179,55 @@ def test_clean_runs_across_splits(tmp_path):
     "data.clean on a DatasetDict removes a prompt that was copied from train into test (cleaning split by split would not)."
     import datasets
     from notus.dpo import load_pairs
-    from notus.binarize import binarize, split_pairs, save_pairs
+    from notus.binarize import binarize, split_pairs
+    from notus.pairs import write_pairs
     from notus.data import load_ultrafeedback
     ds, _ = load_ultrafeedback()
     sp = split_pairs(binarize(ds)[0], 0.2)
     sp['test_prefs'] = datasets.concatenate_datasets([sp['test_prefs'], sp['train_prefs'].select(range(5))])
-    save_pairs(sp, tmp_path/'pairs')
+    write_pairs(sp, tmp_path/'pairs')
     dd = load_pairs({'source': str(tmp_path/'pairs'), 'format': 'pairs', 'clean': True})
     assert not set(dd['train_prefs']['prompt_id']) & set(dd['test_prefs']['prompt_id'])
     assert len(dd['train_prefs']) > 150 and len(dd['test_prefs']) > 20
+
+@pytest.mark.parametrize('override,says', [
+    ('training.num_train_epochs=-1', 'training.num_train_epochs must be positive'),
+    ('training.use_cpu=maybe', 'training.use_cpu must be true or false'),
+    ('training.per_device_train_batch_size=0', 'per_device_train_batch_size must be at least 1'),
+    ('data.source=missing/pairs.parquet', 'does not exist'),
+    ('data.test_size=10000', 'test_size'),
+])
+def test_recipe_values_refused(override, says, capsys, tmp_path, monkeypatch):
+    "Values that cannot train stop both --check and a real run with one sentence and exit 2, before any work."
+    from notus.cli import main
+    monkeypatch.chdir(tmp_path)
+    for extra in (['--check'], ['--output-dir', 'never-written']):
+        assert main(['train', str(TINY), *extra, '--override', override]) == 2
+        err = capsys.readouterr().err
+        assert says in err and err.count('\n') == 1 and 'Traceback' not in err, err
+        assert not Path('never-written').exists()
+
+def test_check_runs_the_data_step(tmp_path, capsys):
+    "--check reads, counts and splits the pairs: an empty pairs file is refused; the counts add up."
+    from notus.cli import main
+    import datasets
+    empty = tmp_path/'empty.parquet'
+    datasets.Dataset.from_dict({'prompt': ['x'], 'chosen': ['a'], 'rejected': ['b']}).select([]).to_parquet(str(empty))
+    assert main(['train', str(TINY), '--check', '--override', f'data.source={empty}', 'data.format=pairs']) == 2
+    assert 'no pairs' in capsys.readouterr().err
+    rep = tmp_path/'check.json'
+    assert main(['train', str(TINY), '--check', '--json-report', str(rep)]) == 0
+    d = json.loads(rep.read_text())['data']
+    assert d['checked'] and d['read'] == d['train'] + d['test'] + d['dropped_by_clean'] + d['capped'] and d['test'] > 0
+    assert f"{d['read']:,} pairs read from bundled" in capsys.readouterr().out
+
+def test_finished_run_is_not_called_unfinished(tiny_run):
+    "Running again into a finished run's folder says it is finished; another recipe there is refused as a finished run."
+    tmp, res, _, _ = tiny_run
+    out = Path(res['output_dir']); out = out if out.is_absolute() else tmp/out
+    cmd = [str(NOTUS), 'train', str(TINY), '--output-dir', str(out)]
+    r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert 'finished run of this recipe' in r.stdout and 'unfinished' not in r.stdout + r.stderr
+    r = subprocess.run(cmd + ['--override', 'training.learning_rate=1e-4'], cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and 'a finished run of a different recipe' in r.stderr and 'unfinished' not in r.stderr, r.stderr

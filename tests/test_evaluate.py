@@ -30,12 +30,12 @@ def run(tmp_path_factory):
     import torch
     from notus.data import load_ultrafeedback
     from notus.binarize import binarize, split_pairs
-    from notus.dpo import build_tiny_tokenizer, build_tiny_model, train, pair_texts
+    from notus.dpo import build_tiny_tokenizer, build_tiny_model, train, tokenizer_texts
     torch.set_num_threads(1)
     uf, _ = load_ultrafeedback(None)
     pairs, _ = binarize(uf, 'mean_rating', min_margin=1.0)
     dd = split_pairs(pairs, 0.2)
-    tok = build_tiny_tokenizer(pair_texts(dd['train_prefs']))
+    tok = build_tiny_tokenizer(tokenizer_texts(dd['train_prefs']))
     ref = build_tiny_model(tok)
     tmp = tmp_path_factory.mktemp('eval')
     res = train('tiny-cpu', pairs=dd, model=copy.deepcopy(ref), tokenizer=tok, output_dir=tmp/'run', sample_prompt=None,
