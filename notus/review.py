@@ -11,38 +11,37 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import NotusError, arrow_table
+from .core import NotusError, atomic_path, check_output
+from .data import arrow_table
+from .pairs import PAIRS_SUFFIXES, message_text, prompt_ids, read_pairs, swap_pairs, write_pairs
+from .mismatch import critique_negativity
 
 # %% auto #0
-__all__ = ['TERMS_METADATA', 'FLOAT_METADATA', 'DECISIONS', 'GUIDELINES', 'FIELDS', 'REVIEW_FEATURES', 'record_ids',
-           'add_critiques', 'review_frame', 'review_settings', 'to_records', 'ReviewServerError', 'connect',
-           'server_configured', 'review_dataset', 'PushReport', 'push_for_review', 'submit_reviews', 'reviews_dataset',
-           'pull_reviews', 'resolve_reviews', 'ReviewReport', 'apply_reviews', 'review_cli']
+__all__ = ['SUSPICION_COLUMNS', 'TERMS_METADATA', 'FLOAT_METADATA', 'DECISIONS', 'GUIDELINES', 'FIELDS', 'REVIEW_FEATURES',
+           'record_ids', 'add_critiques', 'pair_evidence', 'pair_suspicion', 'pair_reasons', 'rank_pairs',
+           'review_frame', 'review_settings', 'to_records', 'ReviewServerError', 'connect', 'server_configured',
+           'review_dataset', 'PushReport', 'push_for_review', 'submit_reviews', 'reviews_dataset', 'pull_reviews',
+           'resolve_reviews', 'ReviewReport', 'apply_reviews', 'review_cli']
 
 # %% ../nbs/05_review.ipynb #8b3c4ff5
-def _texts(col)->list:
-    "Text of each message list (contents joined by blank lines), or the strings themselves."
-    out = []
-    for v in col:
-        if v is None: out.append('')
-        elif isinstance(v, str): out.append(v)
-        else: out.append('\n\n'.join(str(m.get('content') or '') for m in v))
-    return out
+def _texts(pairs, name:str)->list:
+    "Plain text of column `name` of pairs (every turn, joined by blank lines; '' where there is none)."
+    col = pairs[name].tolist() if isinstance(pairs, pd.DataFrame) else arrow_table(pairs).column(name)
+    return ['' if t is None else t for t in message_text(col, 'all')]
 
 def record_ids(
-    pairs,                       # pairs (`datasets.Dataset` or DataFrame) with prompt_id, strategy, chosen, rejected
+    pairs,                       # pairs (`datasets.Dataset`, Table or DataFrame) with prompt_id, strategy, chosen, rejected
 )->list:
     "One Argilla record id per pair: `{prompt_id}-{strategy}-{hash of the two responses}`."
-    df = pairs if isinstance(pairs, pd.DataFrame) else pairs.select_columns(
-        [c for c in ('prompt_id', 'strategy', 'chosen', 'rejected') if c in pairs.column_names]).to_pandas()
-    if 'prompt_id' not in df.columns:
-        from notus.data import prompt_id
-        pids = [prompt_id(t) for t in _texts(df['prompt'])] if 'prompt' in df.columns else None
-        if pids is None: raise NotusError("pairs need a prompt_id or a prompt column to make record ids.")
-    else: pids = df['prompt_id'].astype(str).tolist()
-    strat = df['strategy'].astype(str).tolist() if 'strategy' in df.columns else ['pairs'] * len(df)
+    cols = list(pairs.columns) if isinstance(pairs, pd.DataFrame) else arrow_table(pairs).column_names
+    if 'prompt_id' in cols:
+        pids = [str(p) for p in (pairs['prompt_id'] if isinstance(pairs, pd.DataFrame) else arrow_table(pairs).column('prompt_id').to_pylist())]
+    elif 'prompt' in cols: pids = prompt_ids(_texts(pairs, 'prompt'))
+    else: raise NotusError("pairs need a prompt_id or a prompt column to make record ids.")
+    strat = ([str(s) for s in (pairs['strategy'] if isinstance(pairs, pd.DataFrame) else arrow_table(pairs).column('strategy').to_pylist())]
+             if 'strategy' in cols else ['pairs'] * len(pids))
     ids = []
-    for p, s, c, r in zip(pids, strat, _texts(df['chosen']), _texts(df['rejected'])):
+    for p, s, c, r in zip(pids, strat, _texts(pairs, 'chosen'), _texts(pairs, 'rejected')):
         a, b = sorted((c, r))
         ids.append(f"{p}-{s}-{hashlib.sha256((a + chr(0) + b).encode('utf-8')).hexdigest()[:8]}")
     return ids
@@ -58,31 +57,99 @@ def add_critiques(
     df = pairs.select_columns(['prompt_id', 'chosen', 'rejected']).to_pandas()
     out = pairs.remove_columns([c for c in ('chosen_critique', 'rejected_critique') if c in pairs.column_names])
     for side in ('chosen', 'rejected'):
-        key = pd.DataFrame({'prompt_id': df.prompt_id, 'response': _texts(df[side])})
+        key = pd.DataFrame({'prompt_id': df.prompt_id, 'response': _texts(df, side)})
         crit = key.merge(cf, on=['prompt_id', 'response'], how='left').critique.fillna('')
         out = out.add_column(f'{side}_critique', crit.tolist())
+    return out
+
+# %% ../nbs/05_review.ipynb #1452528e
+SUSPICION_COLUMNS = ['chosen_rating', 'rejected_rating', 'chosen_score', 'rejected_score', 'chosen_critique']
+
+def _num(t:pa.Table, name:str)->np.ndarray:
+    if name not in t.column_names: return np.full(t.num_rows, np.nan)
+    return pc.cast(t.column(name), pa.float64(), safe=False).to_numpy(zero_copy_only=False).astype(float)
+
+def pair_evidence(
+    pairs,   # pairs (`datasets.Dataset`, Table or DataFrame) with any of `SUSPICION_COLUMNS`
+)->pd.DataFrame:
+    "Per pair, the evidence in rating points: inflated, ratings_prefer_rejected, score_prefers_rejected, tie, negativity; and suspicion (0-1)."
+    t = arrow_table(pairs) if not isinstance(pairs, pd.DataFrame) else pa.Table.from_pandas(pairs, preserve_index=False)
+    cr, rr, cs, rs = (_num(t, c) for c in SUSPICION_COLUMNS[:4])
+    ev = pd.DataFrame({'inflated': np.nan_to_num(np.maximum(cs / 2 - cr, 0)),
+                       'ratings_prefer_rejected': np.nan_to_num(np.maximum(rr - cr, 0)),
+                       'score_prefers_rejected': np.nan_to_num(np.maximum((rs - cs) / 2, 0)),
+                       'tie': (cr == rr).astype(float)})
+    ev['negativity'] = critique_negativity(t.column('chosen_critique')) if 'chosen_critique' in t.column_names else 0.0
+    ev['suspicion'] = np.clip(ev.sum(axis=1).to_numpy() / 4, 0, 1)
+    return ev
+
+def pair_suspicion(pairs)->np.ndarray:
+    "Per pair, a 0-1 suspicion score from its ratings, scores and chosen critique (see `pair_evidence`)."
+    return pair_evidence(pairs).suspicion.to_numpy()
+
+# %% ../nbs/05_review.ipynb #4b14fdda
+def _side(x): return '–' if x != x else f'{x:.3g}'
+
+def pair_reasons(
+    pairs,              # pairs with any of `SUSPICION_COLUMNS` (call it on the pairs you show: it writes one sentence each)
+    max_chars:int=160,  # longest quote of the chosen critique
+)->list:
+    "One readable sentence per pair saying why it is doubtful (or that nothing in its numbers is)."
+    t = arrow_table(pairs) if not isinstance(pairs, pd.DataFrame) else pa.Table.from_pandas(pairs, preserve_index=False)
+    cr, rr, cs, rs = (_num(t, c) for c in SUSPICION_COLUMNS[:4])
+    ev = pair_evidence(t)
+    crit = t.column('chosen_critique').to_pylist() if 'chosen_critique' in t.column_names else [''] * t.num_rows
+    out = []
+    for i, e in enumerate(ev.itertuples()):
+        why = []
+        if e.inflated >= 1: why.append(f"the chosen response has overall_score {cs[i]:g} but mean rating {cr[i]:.3g}")
+        if e.ratings_prefer_rejected > 0: why.append(f"the ratings prefer the rejected response ({_side(rr[i])} vs {_side(cr[i])})")
+        if e.score_prefers_rejected > 0: why.append(f"overall_score prefers the rejected response ({rs[i]:g} vs {cs[i]:g})")
+        if e.tie: why.append(f"the ratings tie ({_side(cr[i])} each)")
+        if e.negativity >= 0.5 and crit[i]:
+            c = ' '.join(str(crit[i]).split())
+            why.append(f'the critique of the chosen response says: "{c[:max_chars]}{"..." if len(c) > max_chars else ""}"')
+        out.append(('; '.join(why) if why else 'nothing in the ratings or scores contradicts this pair')
+                   + f" (suspicion {e.suspicion:.2f})")
     return out
 
 # %% ../nbs/05_review.ipynb #643f25c1
 TERMS_METADATA = ['source', 'strategy', 'chosen_model', 'rejected_model']
 FLOAT_METADATA = ['chosen_rating', 'rejected_rating', 'rating_margin', 'chosen_score', 'rejected_score', 'suspicion']
 
+def rank_pairs(
+    pairs,                       # pairs (`datasets.Dataset`, Table or DataFrame)
+    suspicion:str='suspicion',   # column holding a suspicion score, used when present
+)->tuple:
+    "`(order, scores, ranked_by)`: pair positions most doubtful first, their suspicion (NaN: none), and what it ranked by."
+    t = arrow_table(pairs) if not isinstance(pairs, pd.DataFrame) else pa.Table.from_pandas(pairs, preserve_index=False)
+    have = [c for c in SUSPICION_COLUMNS if c in t.column_names]
+    if suspicion in t.column_names: s, by = _num(t, suspicion), f"the pairs' own {suspicion!r} column"
+    elif have: s, by = pair_suspicion(t), f"suspicion computed from the pairs' {', '.join(have)}"
+    else: return np.arange(t.num_rows), np.full(t.num_rows, np.nan), "file order: the pairs carry no suspicion, rating, score or critique"
+    return np.argsort(-np.where(np.isnan(s), -np.inf, s), kind='stable'), s, by
+
+# %% ../nbs/05_review.ipynb #890a757a
 def _fmt(x): return '–' if x is None or (isinstance(x, float) and np.isnan(x)) else f'{x:g}'
 
 def review_frame(
     pairs,                       # pairs: prompt, chosen, rejected (messages or text); optional ratings, models, critiques
-    suspicion:str='suspicion',   # column holding a suspicion score (higher = more doubtful); ignored if absent
-    top:int|None=None,           # keep only the `top` most suspicious pairs (all pairs when None)
+    suspicion:str='suspicion',   # column holding a suspicion score (higher = more doubtful); computed when absent
+    top:int|None=None,           # keep only the `top` most doubtful distinct pairs (all pairs when None)
 )->pd.DataFrame:
-    "Record content per pair: `id`, the fields (`prompt`, `chosen`, `rejected`, `ratings`, `critique`) and metadata columns."
-    cols = pairs.column_names if hasattr(pairs, 'column_names') else list(pairs.columns)
-    missing = [c for c in ('prompt', 'chosen', 'rejected') if c not in cols]
+    "Record content per pair, most doubtful first: `id`, the fields (`prompt`, `chosen`, `rejected`, `ratings`, `critique`, `reason`) and metadata."
+    t = arrow_table(pairs) if not isinstance(pairs, pd.DataFrame) else pa.Table.from_pandas(pairs.reset_index(drop=True), preserve_index=False)
+    missing = [c for c in ('prompt', 'chosen', 'rejected') if c not in t.column_names]
     if missing: raise NotusError(f"pairs lack column(s) {', '.join(missing)}: not a binarized pairs dataset.")
-    df = pairs.to_pandas() if hasattr(pairs, 'to_pandas') else pairs.reset_index(drop=True).copy()
-    out = pd.DataFrame({'id': record_ids(df)})
-    out['prompt'] = [list(p) if not isinstance(p, str) else [{'role': 'user', 'content': p}] for p in df['prompt']]
-    out['prompt'] = [[{'role': str(m['role']), 'content': str(m['content'])} for m in p] for p in out['prompt']]
-    out['chosen'], out['rejected'] = _texts(df['chosen']), _texts(df['rejected'])
+    order, score, by = rank_pairs(t, suspicion)
+    ids = np.array(record_ids(t), dtype=object)[order]
+    first = ~pd.Series(ids).duplicated().to_numpy()
+    keep = order[first][:top] if top is not None else order[first]
+    df = t.take(pa.array(keep, pa.int64())).to_pandas()
+    out = pd.DataFrame({'id': ids[first][:len(keep)]})
+    out['prompt'] = [[{'role': str(m['role']), 'content': str(m['content'])} for m in p] if not isinstance(p, str)
+                     else [{'role': 'user', 'content': p}] for p in df['prompt']]
+    out['chosen'], out['rejected'] = _texts(df, 'chosen'), _texts(df, 'rejected')
     g = lambda c: df[c] if c in df.columns else pd.Series([None] * len(df), dtype=object)
     out['ratings'] = [
         '| | chosen | rejected |\n|---|---|---|\n'
@@ -92,15 +159,13 @@ def review_frame(
     out['critique'] = [
         (f'**Chosen**: {c}\n\n**Rejected**: {r}' if (c or r) else '')
         for c, r in zip(g('chosen_critique').fillna(''), g('rejected_critique').fillna(''))]
+    out['reason'] = pair_reasons(df) if len(df) else []
     for c in TERMS_METADATA: out[c] = g(c).astype(object).where(g(c).notna(), None)
     for c in ('chosen_rating', 'rejected_rating', 'chosen_score', 'rejected_score'): out[c] = pd.to_numeric(g(c), errors='coerce')
     out['rating_margin'] = out.chosen_rating - out.rejected_rating
-    out['suspicion'] = pd.to_numeric(df[suspicion], errors='coerce') if suspicion in df.columns else np.nan
-    if suspicion in df.columns: out = out.sort_values('suspicion', ascending=False, kind='stable', na_position='last')
-    if top is not None: out = out.head(top)
-    dup = out.id.duplicated()
-    out = out[~dup].reset_index(drop=True)
-    out.attrs['duplicates'] = int(dup.sum())        # copies of a pair already in the frame (one record each)
+    out['suspicion'] = score[keep]
+    out.attrs['duplicates'] = int((~first).sum())   # copies of a pair already in the frame (one record each)
+    out.attrs['ranked_by'] = by
     return out
 
 # %% ../nbs/05_review.ipynb #663d0cf4
@@ -121,7 +186,7 @@ votes wins; a tie leaves the pair unchanged and it is sent for another round."""
 
 FIELDS = {'prompt': ('chat', 'Prompt', True), 'chosen': ('text', 'Chosen response', True),
           'rejected': ('text', 'Rejected response', True), 'ratings': ('text', 'Ratings', True),
-          'critique': ('text', "GPT-4's critiques", False)}
+          'critique': ('text', "GPT-4's critiques", False), 'reason': ('text', 'Why this pair may be wrong', False)}
 
 def review_settings(
     client,                      # an `argilla.Argilla` client (the SDK ties settings to a server)
@@ -146,16 +211,17 @@ def review_settings(
 # %% ../nbs/05_review.ipynb #d4fa5153
 def to_records(
     frame:pd.DataFrame,          # from `review_frame`
+    fields:list|None=None,       # field names the dataset has (default: all of `FIELDS`); others are left out
 )->list:
     "`argilla.Record`s for the rows of a `review_frame`."
     import argilla as rg
-    recs = []
+    allowed, recs = set(FIELDS if fields is None else fields), []
     for r in frame.to_dict('records'):
-        fields = {k: r[k] for k in ('prompt', 'chosen', 'rejected', 'ratings')}
-        if r['critique']: fields['critique'] = r['critique']
+        fields_ = {k: r[k] for k in ('prompt', 'chosen', 'rejected', 'ratings')}
+        fields_.update({k: r[k] for k in ('critique', 'reason') if r.get(k) and k in allowed})
         meta = {c: str(r[c]) for c in TERMS_METADATA if r[c] is not None and r[c] == r[c]}
         meta.update({c: float(r[c]) for c in FLOAT_METADATA if r[c] is not None and np.isfinite(r[c])})
-        recs.append(rg.Record(id=r['id'], fields=fields, metadata=meta))
+        recs.append(rg.Record(id=r['id'], fields=fields_, metadata=meta))
     return recs
 
 # %% ../nbs/05_review.ipynb #1821f281
@@ -250,6 +316,7 @@ class PushReport:
     new:int
     total:int
     duplicates:int=0             # pairs that repeat another pair exactly: sent once
+    ranked_by:str=''             # what the records were ranked by (`rank_pairs`)
     def to_dict(self): return dict(self.__dict__)
     def __str__(self):
         return (f"pushed {self.sent} records to {self.workspace}/{self.dataset}: {self.new} new, "
@@ -261,8 +328,8 @@ def push_for_review(
     name:str='notus-review',     # Argilla dataset name
     client=None,                 # an `argilla.Argilla` client (default: `connect()`)
     workspace:str|None=None,     # workspace name (default: the first one)
-    suspicion:str='suspicion',   # suspicion score column: records go out most suspicious first
-    top:int|None=None,           # push only the `top` most suspicious pairs
+    suspicion:str='suspicion',   # suspicion score column, when the pairs have one (else computed): most doubtful first
+    top:int|None=None,           # push only the `top` most doubtful pairs
     min_submitted:int=1,         # for a new dataset: answers needed per record
     batch_size:int=256,          # records per request (at most 500)
     progress:bool|None=None,     # show a progress bar (None: tqdm's default)
@@ -273,7 +340,7 @@ def push_for_review(
     if not len(frame): raise NotusError("no pairs to push.")
     client = client or connect()
     dset = review_dataset(name, client, workspace, min_submitted)
-    recs = to_records(frame)
+    recs = to_records(frame, [f.name for f in dset.fields])
     bs = max(1, min(int(batch_size), 500))
     with _argilla_errors(client.api_url):
         before = dset.progress()['total']
@@ -283,7 +350,7 @@ def push_for_review(
                 client.api.records.bulk_upsert(dataset_id=dset.id, records=[r.api_model() for r in batch])
                 bar.update(len(batch))
         total = dset.progress()['total']
-    return PushReport(name, dset.workspace.name, len(recs), total - before, total, frame.attrs['duplicates'])
+    return PushReport(name, dset.workspace.name, len(recs), total - before, total, frame.attrs['duplicates'], frame.attrs['ranked_by'])
 
 # %% ../nbs/05_review.ipynb #46da1824
 def _server_ids(client, dset, ids):
@@ -434,11 +501,6 @@ class ReviewReport:
                 f"{self.unreviewed} not reviewed; {self.ratings_corrected} ratings corrected"
                 + (f"; {self.unmatched} decisions matched no pair" if self.unmatched else ''))
 
-def _swap_columns(names):
-    "Pairs of (chosen..., rejected...) column names present in `names`."
-    return [(c, 'rejected' + c[len('chosen'):]) for c in names
-            if c.startswith('chosen') and 'rejected' + c[len('chosen'):] in names]
-
 def apply_reviews(
     pairs,                       # the binarized pairs (`datasets.Dataset`) that were pushed, or a superset of them
     reviews,                     # `pull_reviews` output (or a DataFrame of review rows)
@@ -451,11 +513,8 @@ def apply_reviews(
     r = res.set_index('id').reindex(ids)
     status = r.status.to_numpy(dtype=object); dec = r.decision.to_numpy(dtype=object)
     swap, drop = dec == 'swap', dec == 'discard'
-    t = arrow_table(pairs) if hasattr(pairs, 'data') else pa.Table.from_pandas(pairs, preserve_index=False)
-    mask = pa.array(swap)
+    t = swap_pairs(arrow_table(pairs) if hasattr(pairs, 'data') else pa.Table.from_pandas(pairs, preserve_index=False), swap)
     cols = {n: t.column(n) for n in t.column_names}
-    for c, rj in _swap_columns(t.column_names):
-        cols[c], cols[rj] = pc.if_else(mask, t.column(rj), t.column(c)), pc.if_else(mask, t.column(c), t.column(rj))
     cr = r.corrected_rating.to_numpy(dtype=float)
     fix = np.isin(dec, ['keep', 'swap']) & ~np.isnan(cr)
     if 'chosen_rating' in cols and fix.any():
@@ -471,64 +530,70 @@ def apply_reviews(
     return datasets.Dataset(out), rep.check()
 
 # %% ../nbs/05_review.ipynb #f7a276f4
-def _read_pairs(path):
+def _read_one(source, split=None):
+    "Pairs of one split from any pairs source (`read_pairs`), as a `datasets.Dataset`."
+    data, layout = read_pairs(source, split=split)
+    if hasattr(data, 'keys'):
+        if len(data) != 1: raise NotusError(f"{source} holds several splits ({', '.join(data)}); choose one with --split.")
+        data = next(iter(data.values()))
+    return data
+
+def _read_reviews(path):
+    "Review rows written by `notus review pull` (.parquet, .jsonl/.json or a saved dataset)."
     import datasets, pyarrow.parquet as pq
     p = Path(path)
-    if not p.exists(): raise NotusError(f"{path}: no such file or directory.")
+    if not p.exists(): raise NotusError(f"{path}: no such file or folder.")
     try:
-        if p.is_dir(): return datasets.load_from_disk(str(p))
-        if p.suffix.lower() == '.parquet': return datasets.Dataset(pq.read_table(p))
-        if p.suffix.lower() in ('.jsonl', '.json'): return datasets.Dataset.from_json(str(p))
-    except Exception as e: raise NotusError(f"{path} is not a readable pairs file ({type(e).__name__}).") from None
-    raise NotusError(f"{path}: unsupported file type {p.suffix or '(none)'}; use .parquet, .jsonl or a dataset directory.")
-
-def _write(ds, path):
-    import pyarrow.parquet as pq
-    p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    if p.suffix.lower() == '.parquet': pq.write_table(arrow_table(ds), p)
-    elif p.suffix.lower() in ('.jsonl', '.json'): ds.to_json(str(p), lines=True, force_ascii=False)
-    else: ds.save_to_disk(str(p))
-    return p
+        if p.is_dir(): return datasets.load_from_disk(str(p)).to_pandas()
+        if p.suffix.lower() == '.parquet': return pq.read_table(p).to_pandas()
+        if p.suffix.lower() in ('.jsonl', '.json'): return pd.read_json(p, lines=p.suffix.lower() == '.jsonl')
+    except Exception as e: raise NotusError(f"{path} is not a readable reviews file ({type(e).__name__}).") from None
+    raise NotusError(f"{path}: unsupported file type {p.suffix or '(none)'}; use .parquet, .jsonl or a dataset folder.")
 
 def review_cli(
     action:str,                  # push, pull or apply
-    pairs:str=None,              # pairs file (push, apply): .parquet, .jsonl or a dataset directory
+    pairs:str=None,              # pairs (push, apply): a file, folder or hub id in any layout notus.pairs reads
     name:str='notus-review',     # Argilla dataset name
     workspace:str=None,          # Argilla workspace (default: the first one)
     reviews:str=None,            # apply: reviews file from `pull` (default: pull them from the server)
     output:str=None,             # pull: reviews file to write; apply: reviewed pairs file to write
-    suspicion:str='suspicion',   # push: suspicion score column (most suspicious first)
-    top:int=None,                # push: only the `top` most suspicious pairs
-    critiques:str=None,          # push: UltraFeedback file the pairs came from, to show GPT-4's critiques
+    suspicion:str='suspicion',   # push: suspicion score column, used when the pairs have it (else it is computed)
+    top:int=None,                # push: only the `top` most doubtful pairs
+    critiques:str=None,          # push: UltraFeedback rows the pairs came from ('bundled': the bundled sample), for GPT-4's critiques
+    split:str=None,              # pairs split to read, when the source holds several
     min_submitted:int=1,         # push: answers needed per record (for a new dataset)
     min_votes:int=1,             # apply: votes a record needs before its decision counts
     api_url:str=None,            # server address (default: $ARGILLA_API_URL; the key comes from $ARGILLA_API_KEY)
     json_report:str=None,        # write the report to this JSON file
 ):
-    "Human review in Argilla: push pairs, pull submitted answers, apply them."
+    "Human review in Argilla: push pairs (most doubtful first), pull submitted answers, apply them."
     if action not in ('push', 'pull', 'apply'): raise NotusError(f"unknown action {action!r}; use push, pull or apply.")
     try: top, min_submitted, min_votes = (None if top is None else int(top)), int(min_submitted), int(min_votes)
     except ValueError: raise NotusError("--top, --min-submitted and --min-votes take whole numbers.") from None
+    if top is not None and top < 1: raise NotusError(f"--top must be 1 or more, not {top}.")
     if action in ('push', 'apply') and not pairs: raise NotusError(f"review {action} needs --pairs FILE.")
     if action == 'apply' and not output: raise NotusError("review apply needs --output FILE for the reviewed pairs.")
+    if output: check_output(output, [p for p in (pairs, reviews) if p], PAIRS_SUFFIXES, 'output')
+    if json_report: check_output(json_report, [p for p in (pairs, reviews) if p], ['.json'], 'JSON report')
     out = {'action': action, 'dataset': name}
     if action == 'push':
-        p = _read_pairs(pairs)
+        p = _read_one(pairs, split)
         if critiques:
             from notus.data import load_ultrafeedback
-            p = add_critiques(p, load_ultrafeedback(critiques)[0])
+            p = add_critiques(p, load_ultrafeedback(None if critiques == 'bundled' else critiques)[0])
         rep = push_for_review(p, name, connect(api_url), workspace, suspicion, top, min_submitted)
-        print(rep); out.update(rep.to_dict())
+        print(f"ranked by {rep.ranked_by}"); print(rep); out.update(rep.to_dict())
     elif action == 'pull':
         rv = pull_reviews(name, connect(api_url), workspace)
         print(f"pulled {len(rv)} submitted answers from {len(set(rv['id']))} records of {name}")
-        if output: print(f"wrote {_write(rv, output)}")
+        if output: print(f"wrote {write_pairs(rv, output)}")
         out.update({'answers': len(rv), 'records': len(set(rv['id'])), 'output': output})
     else:
-        p = _read_pairs(pairs)
-        rv = _read_pairs(reviews) if reviews else pull_reviews(name, connect(api_url), workspace)
+        p = _read_one(pairs, split)
+        rv = _read_reviews(reviews) if reviews else pull_reviews(name, connect(api_url), workspace)
         res, rep = apply_reviews(p, rv, min_votes)
-        print(rep); print(f"wrote {_write(res, output)}")
+        print(rep); print(f"wrote {write_pairs(res, output, inputs=[pairs])}")
         out.update(rep.to_dict(ids=True)); out['output'] = output
-    if json_report: Path(json_report).write_text(json.dumps(out, indent=2, default=str))
+    if json_report:
+        with atomic_path(json_report) as tmp: Path(tmp).write_text(json.dumps(out, indent=2, default=str), encoding='utf-8')
     return out
