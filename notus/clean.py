@@ -226,7 +226,7 @@ def contamination(
     prompts,             # prompts (an Arrow array or list of strings)
     benchmark:list,      # benchmark prompts
     n:int=8,             # n-gram length in words
-    min_words:int=4,     # benchmark prompts shorter than this match only a prompt equal to them (after normalising)
+    min_words:int=3,     # benchmark prompts shorter than this match only a prompt equal to them (after normalising)
 )->tuple:
     "For each prompt: the largest share of one benchmark prompt's n-grams it contains, and that benchmark prompt's index (-1)."
     prompts = prompts if isinstance(prompts, (pa.Array, pa.ChunkedArray)) else pa.array(list(prompts), pa.string())
@@ -302,7 +302,7 @@ def decontaminate(
     benchmarks:dict|list,       # benchmark prompts: a list, or {name: list of prompts or a file path}
     n:int=8,                    # n-gram length in words
     min_containment:float=0.8,  # share of a benchmark prompt's n-grams found in a prompt that makes it contaminated
-    min_words:int=4,            # benchmark prompts shorter than this must equal the prompt
+    min_words:int=3,            # benchmark prompts shorter than this must equal the prompt
 )->tuple:
     "Drop pairs whose user turns contain a benchmark prompt (see `contamination`); reason `contaminated_<benchmark>`."
     if not 0 < min_containment <= 1: raise NotusError(f"min_containment must be in (0, 1], got {min_containment}.")
@@ -350,14 +350,14 @@ def _shingles(texts, k:int=3)->tuple:
     rows, hs = np.concatenate([rows, short]), np.concatenate([hs, _whole(texts.take(pa.array(short)))])
     return _unique_pairs(rows, hs)
 
-def _jaccard(rows:np.ndarray, hs:np.ndarray, starts:np.ndarray, sizes:np.ndarray, i:np.ndarray, j:np.ndarray)->np.ndarray:
-    "Exact Jaccard similarity of the shingle sets of texts i[c] and j[c], for every couple c at once."
+def _jaccard(sid:np.ndarray, starts:np.ndarray, sizes:np.ndarray, i:np.ndarray, j:np.ndarray)->np.ndarray:
+    "Exact Jaccard similarity of the shingle sets of texts i[c] and j[c], for every couple c at once (`sid`: dense shingle ids)."
     if not len(i): return np.zeros(0)
-    couple = np.concatenate([np.repeat(np.arange(len(i)), sizes[i]), np.repeat(np.arange(len(j)), sizes[j])])
-    h = np.concatenate([hs[_expand(starts[i], sizes[i])], hs[_expand(starts[j], sizes[j])]])
-    o = np.lexsort((h, couple)); couple, h = couple[o], h[o]
-    both = (couple[1:] == couple[:-1]) & (h[1:] == h[:-1])
-    inter = np.bincount(couple[1:][both], minlength=len(i))
+    base = np.int64(sid.max() + 1)
+    couple = np.concatenate([np.repeat(np.arange(len(i), dtype=np.int64), sizes[i]), np.repeat(np.arange(len(j), dtype=np.int64), sizes[j])])
+    key = np.sort(couple * base + np.concatenate([sid[_expand(starts[i], sizes[i])], sid[_expand(starts[j], sizes[j])]]))
+    both = key[1:][key[1:] == key[:-1]]        # a shingle of text i that text j has too
+    inter = np.bincount(both // base, minlength=len(i))
     return inter / (sizes[i] + sizes[j] - inter)
 
 def _components(n:int, i:np.ndarray, j:np.ndarray)->np.ndarray:
@@ -379,6 +379,7 @@ def near_duplicate_groups(
 )->np.ndarray:
     "Group of each text (the index of its group's first text): texts whose Jaccard >= `threshold` (MinHash + LSH, verified) share one."
     rows, hs = _shingles(texts)
+    sid = np.unique(hs, return_inverse=True)[1].astype(np.int64)
     n = len(texts); sizes = np.bincount(rows, minlength=n); starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     if n < 2: return np.arange(n)
     rng = np.random.default_rng(seed)
@@ -396,7 +397,7 @@ def near_duplicate_groups(
         rep = first[inv]; m = rep != idx
         cand.append(rep[m] * n + idx[m])
     cand = np.unique(np.concatenate(cand)); i, j = cand // n, cand % n
-    ok = _jaccard(rows, hs, starts, sizes, i, j) >= threshold
+    ok = _jaccard(sid, starts, sizes, i, j) >= threshold
     return _components(n, i[ok], j[ok])
 
 # %% ../nbs/04_clean.ipynb #36577a4d
@@ -422,28 +423,29 @@ def dedupe(
     return _like(pairs, kept), rep
 
 # %% ../nbs/04_clean.ipynb #1257eeac
-STEPS = ('drop_degenerate', 'drop_ties', 'drop_sources', 'decontaminate', 'dedupe')
+STEPS = ('drop_ties', 'drop_degenerate', 'drop_sources', 'decontaminate', 'dedupe')
 
 def _read(pairs, split=None)->tuple:
     "(table, layout, split names or None) of pairs given as anything `notus.pairs.read_pairs` takes."
     from notus.pairs import read_pairs, normalize_pairs
     import datasets
-    if isinstance(pairs, (str, Path)): pairs, _ = read_pairs(pairs, split)
+    read = None
+    if isinstance(pairs, (str, Path)): pairs, read = read_pairs(pairs, split)
     if isinstance(pairs, datasets.DatasetDict):
         names = list(pairs); tables = []
         for k in names:
             t, layout = normalize_pairs(pairs[k])
             tables.append(t.append_column('_split', pa.array([k] * t.num_rows, pa.string())))
-        return pa.concat_tables(tables, promote_options='permissive'), layout, names
+        return pa.concat_tables(tables, promote_options='permissive'), read or layout, names
     t, layout = normalize_pairs(pairs)
-    return t, layout, None
+    return t, read or layout, None
 
 def _plan(t:pa.Table, sources, truthfulqa, benchmarks, keep_ties)->dict:
     "step -> None (run it) or why it is skipped."
     cols = set(t.column_names)
-    return {'drop_degenerate': None,
-            'drop_ties': 'keep_ties=True' if keep_ties else None if tie_mask(t) is not None
+    return {'drop_ties': 'keep_ties=True' if keep_ties else None if tie_mask(t) is not None
                          else 'the pairs have no chosen/rejected rating or score columns',
+            'drop_degenerate': None,
             'drop_sources': None if truthfulqa is not None or ('source' in cols and sources)
                             else 'no sources given' if 'source' in cols
                             else 'the pairs have no source column and no TruthfulQA questions were given (truthfulqa=)',
@@ -468,8 +470,7 @@ def clean_pairs(
     t, layout, splits = _read(pairs, split)
     plan = _plan(t, sources, truthfulqa, benchmarks, keep_ties)
     rep = CleanReport(t.num_rows, layout=layout, skipped={k: why for k, why in plan.items() if why})
-    run = {'drop_degenerate': lambda t: drop_degenerate(t, keep_empty),
-           'drop_ties': drop_ties,
+    run = {'drop_ties': drop_ties, 'drop_degenerate': lambda t: drop_degenerate(t, keep_empty),
            'drop_sources': lambda t: drop_sources(t, sources if 'source' in t.column_names else (), truthfulqa, n, min_containment),
            'decontaminate': lambda t: decontaminate(t, benchmarks, n, min_containment),
            'dedupe': lambda t: dedupe(t, near_duplicates, threshold)}
