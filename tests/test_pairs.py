@@ -2,7 +2,7 @@
 import hashlib, json
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.parquet as pq, pytest, datasets
-from layouts import (LAYOUT_NAMES, PLAIN_LAYOUTS, expected_pairs, generated_rows, real_file, real_rows_available, split_of,
+from layouts import (LAYOUT_NAMES, PLAIN_LAYOUTS, expected_pairs, generated_rows, real_file, real_rows_available, split_of, source_rows,
                      write_layout)
 from notus.core import NotusError
 from notus.pairs import (LAYOUTS, message_text, normalize_pairs, pair_texts, read_pairs, swap_pairs, to_layout, write_pairs)
@@ -229,3 +229,47 @@ def test_in_memory_inputs():
         assert layout == 'trl_standard' and pair_texts(ds).prompt.tolist() == ['q']
     dd, _ = read_pairs(datasets.DatasetDict({'train': datasets.Dataset(t), 'test': datasets.Dataset(t)}))
     assert sorted(dd) == ['test', 'train']
+
+@pytest.mark.slow
+def test_read_pairs_speed(tmp_path, capsys):
+    """`read_pairs` costs little beyond Arrow's own parse of the file, at any size (NOTUS_PAIRS_BENCH_ROWS rows, default
+    20,000; the figures in the notebook are for 100,000)."""
+    import os, time, pyarrow.json as pj
+    n = int(os.environ.get('NOTUS_PAIRS_BENCH_ROWS', 20_000))
+    src = source_rows()
+    rows = [dict(r, prompt=r['prompt'] + f' [{i}]') for i, r in enumerate((src * (n // len(src) + 1))[:n])]
+    for name in ('trl_standard', 'trl_implicit_prompt', 'h4_binarized', 'notus'):
+        p = write_layout(name, tmp_path/name, rows=rows, multi_turn=True)
+        files = [p] if p.is_file() else sorted((p/'data').glob('*_prefs-*'))
+        t0 = time.perf_counter()
+        for f in files: pq.read_table(f) if f.suffix == '.parquet' else pj.read_json(f, read_options=pj.ReadOptions(block_size=1 << 26))
+        parse = time.perf_counter() - t0
+        t0 = time.perf_counter(); ds, _ = read_pairs(p); took = time.perf_counter() - t0
+        got = len(ds) if isinstance(ds, datasets.Dataset) else sum(len(v) for v in ds.values())
+        with capsys.disabled(): print(f'\n{name}: {n} rows, Arrow parse {parse:.2f}s, read_pairs {took:.2f}s')
+        assert got == n and took <= 3 * parse + 2.0
+
+def test_other_sources(tmp_path):
+    "A JSON array, a hub repository snapshot (data/ plus metadata files), a saved dataset, a hub id that cannot be reached."
+    rows = [{'prompt': 'q', 'chosen': 'a', 'rejected': 'b'}, {'prompt': 'r', 'chosen': 'c', 'rejected': ''}]
+    (tmp_path/'arr.json').write_text(json.dumps(rows))
+    ds, layout = read_pairs(tmp_path/'arr.json')
+    assert layout == 'trl_standard' and pair_texts(ds)[['prompt', 'chosen', 'rejected']].values.tolist() == [['q', 'a', 'b'], ['r', 'c', '']]
+    repo = write_layout('h4_binarized', tmp_path/'repo', rows=generated_rows())
+    (repo/'dataset_infos.json').write_text('{"default": {}}'); (repo/'README.md').write_text('---\nlicense: mit\n---\n')
+    (repo/'config.json').write_text('{"not": "pairs"}')
+    dd, layout = read_pairs(repo)
+    assert layout == 'h4_binarized' and sorted(dd) == ['test_prefs', 'train_prefs']
+    dd.save_to_disk(str(tmp_path/'saved'))
+    back, layout = read_pairs(tmp_path/'saved')
+    assert layout == 'notus' and back['train_prefs'].to_list() == dd['train_prefs'].to_list()
+    assert read_pairs(tmp_path/'saved', split='test_prefs')[0].to_list() == dd['test_prefs'].to_list()
+    with pytest.raises(NotusError) as e: read_pairs('nobody/no-such-pairs')      # tests run with the hub offline
+    assert str(e.value).startswith('nobody/no-such-pairs: datasets.load_dataset failed') and str(e.value).endswith('.')
+
+def test_h4_conversation_without_the_user_turn():
+    "A whole-conversation row that holds only the answer takes its prompt from the prompt column."
+    t = pa.table({'prompt': ['q'], 'prompt_id': ['1'], 'chosen': [[{'content': 'a', 'role': 'assistant'}]],
+                  'rejected': [[{'content': 'b', 'role': 'assistant'}]], 'messages': [[{'content': 'a', 'role': 'assistant'}]]})
+    out, layout = normalize_pairs(t)
+    assert layout == 'h4_binarized' and out.column('prompt').to_pylist() == [[{'content': 'q', 'role': 'user'}]]
