@@ -17,8 +17,9 @@ from .core import NotusError
 __all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'DROP_REASONS', 'DATA_SUFFIXES', 'JSON_BLOCK_BYTES',
            'NotUltraFeedbackError', 'InvalidRowError', 'ultrafeedback_features', 'ultrafeedback_schema', 'sample_path',
            'arrow_table', 'prompt_id', 'SchemaMismatch', 'conform_table', 'check_row', 'normalize_row', 'load_hub',
-           'data_files', 'read_ultrafeedback', 'ValidationReport', 'flat_completions', 'struct_field', 'validate_table',
-           'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
+           'data_files', 'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'struct_field',
+           'keep_rows', 'validate_table', 'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame',
+           'summarize', 'validate_cli']
 
 # %% ../nbs/00_data.ipynb #e209233c
 ASPECTS = ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']
@@ -230,26 +231,33 @@ def _from_arrow(table:pa.Table, row0:int, what:str, need=())->_Piece:
 
 # %% ../nbs/00_data.ipynb #8d051ed1
 def _line_blocks(path:Path, block_bytes:int):
-    "(first line number, bytes) of consecutive blocks of whole lines of `path`."
+    "(byte offset, buffer) of consecutive blocks of whole lines of `path`, without copies (a block grows to hold a line longer than `block_bytes`)."
     with open(path, 'rb') as f:
-        line, rest = 1, b''
+        pos, size = 0, block_bytes
         while True:
-            buf = f.read(block_bytes)
-            if not buf:
-                if rest.strip(): yield line, rest
-                return
-            buf = rest + buf
+            f.seek(pos)
+            buf = f.read(size)
+            if not buf: return
             cut = buf.rfind(b'\n') + 1
-            if not cut: rest = buf; continue
-            yield line, buf[:cut]
-            line += buf.count(b'\n', 0, cut); rest = buf[cut:]
+            if not cut and len(buf) == size: size *= 2; continue   # no line end yet: read more
+            yield pos, pa.py_buffer(buf).slice(0, cut or len(buf))
+            pos += cut or len(buf); size = block_bytes
+
+class _LineNumbers:
+    "Line number at a byte offset of a file, counted only when asked (offsets asked in increasing order: linear in all)."
+    def __init__(self, path): self.path, self.pos, self.line = path, 0, 1
+    def __call__(self, pos:int)->int:
+        with open(self.path, 'rb') as f:
+            f.seek(self.pos)
+            self.line += f.read(pos - self.pos).count(b'\n'); self.pos = pos
+        return self.line
 
 _ESCAPED_SURROGATE = re.compile(rb'\\u[dD][89a-fA-F]')
 
 def _lines_by_json(block:bytes, line0:int, row0:int, path, need)->_Piece:
     "The row-by-row path for one block of JSON Lines."
     rows, repaired = [], []
-    for k, line in enumerate(block.split(b'\n')):
+    for k, line in enumerate(bytes(block).split(b'\n')):
         if not line.strip(): continue
         try: text = line.decode('utf-8')
         except UnicodeDecodeError: _fail(f"{path} is not a text file (not valid UTF-8 at line {line0 + k}), so not UltraFeedback JSON.")
@@ -264,10 +272,10 @@ def _lines_by_json(block:bytes, line0:int, row0:int, path, need)->_Piece:
 def _read_json_lines(path:Path, block_bytes:int=None, need=REQUIRED_COLUMNS)->list:
     "Pieces of a JSON Lines file: each block by `pyarrow.json`, or by `json` where Arrow refuses it."
     import pyarrow.json as pj
-    pieces, row0 = [], 0
-    for line0, block in _line_blocks(path, block_bytes or JSON_BLOCK_BYTES):
-        try: t = pj.read_json(io.BytesIO(block), read_options=pj.ReadOptions(block_size=4 << 20))
-        except pa.ArrowException: p = _lines_by_json(block, line0, row0, path, () if pieces else need)
+    pieces, row0, line_at = [], 0, _LineNumbers(path)
+    for pos, block in _line_blocks(path, block_bytes or JSON_BLOCK_BYTES):
+        try: t = pj.read_json(pa.BufferReader(block), read_options=pj.ReadOptions(block_size=4 << 20))
+        except pa.ArrowException: p = _lines_by_json(block, line_at(pos), row0, path, () if pieces else need)
         else: p = _from_arrow(t, row0, str(path), () if pieces else need)
         pieces.append(p); row0 += p.n
     return pieces
@@ -438,10 +446,14 @@ class ValidationReport:
         return '\n'.join(lines)
 
 # %% ../nbs/00_data.ipynb #170d810f
+def one_chunk(col)->pa.Array:
+    "A column as one Array: the chunk itself when there is one (pyarrow's `combine_chunks` copies even then)."
+    if not isinstance(col, pa.ChunkedArray): return col
+    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+
 def flat_completions(table)->tuple:
     "All completions of `table` as one flat StructArray, the row index of each, and the (combined) `completions` column."
-    col = table.column('completions')
-    if isinstance(col, pa.ChunkedArray): col = col.combine_chunks()
+    col = one_chunk(table.column('completions'))
     return pc.list_flatten(col), pc.list_parent_indices(col).to_numpy(), col
 
 def struct_field(arr, name:str):
@@ -481,6 +493,20 @@ def _checks(batch)->list:
     return out
 
 # %% ../nbs/00_data.ipynb #1f481e6f
+def keep_rows(
+    table:pa.Table,   # any Arrow table
+    mask,             # boolean per row: True = keep
+)->pa.Table:
+    "The rows of `table` where `mask` is True, as one chunk per column where Arrow allows (one copy, linear in the size)."
+    mask = np.asarray(mask, bool)
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.view(np.int8), [0]])))
+    starts, ends = edges[::2], edges[1::2]          # runs of kept rows
+    if len(starts) > 4096: out = table.filter(pa.array(mask))
+    else: out = pa.concat_tables([table.slice(a, b - a) for a, b in zip(starts, ends)]) if len(starts) else table.slice(0, 0)
+    try: return pa.Table.from_arrays([one_chunk(c) for c in out.columns], schema=out.schema)
+    except pa.ArrowException: return out         # a column past 2 GiB stays in chunks
+
+# %% ../nbs/00_data.ipynb #9dcc7052
 def validate_table(
     table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
     rows=None,           # input row number of each row (default: 0, 1, ...)
@@ -504,7 +530,7 @@ def validate_table(
         rep.examples += [(int(rows[i]), reason, field_of(i)) for i in idx[:max(0, 20 - len(rep.examples))]]
         dropped |= new
     rep.rows_kept, rep.kept_rows = int(n - dropped.sum()), rows[~dropped]
-    return (table.filter(pa.array(~dropped)) if dropped.any() else table), rep.check()
+    return keep_rows(table, ~dropped), rep.check()
 
 # %% ../nbs/00_data.ipynb #5d2df87a
 def validate_ultrafeedback(
