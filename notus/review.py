@@ -77,7 +77,7 @@ def pair_evidence(
     cr, rr, cs, rs = (_num(t, c) for c in SUSPICION_COLUMNS[:4])
     ev = pd.DataFrame({'inflated': np.nan_to_num(np.maximum(cs / 2 - cr, 0)),
                        'ratings_prefer_rejected': np.nan_to_num(np.maximum(rr - cr, 0)),
-                       'score_prefers_rejected': np.nan_to_num(np.maximum((rs - cs) / 2, 0)),
+                       'score_prefers_rejected': np.nan_to_num(np.maximum((rs - cs) / 2 - np.maximum(np.nan_to_num(rs / 2 - rr), 0), 0)),
                        'tie': (cr == rr).astype(float)})
     ev['negativity'] = critique_negativity(t.column('chosen_critique')) if 'chosen_critique' in t.column_names else 0.0
     ev['suspicion'] = np.clip(ev.sum(axis=1).to_numpy() / 4, 0, 1)

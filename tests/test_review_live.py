@@ -142,7 +142,8 @@ def test_round_trip_two_reviewers(owner, annotator, data, name, tmp_path):
     r = subprocess.run(cli + ['apply', '--pairs', str(pairs_file), '--reviews', str(tmp_path/'rv.parquet'),
                               '--output', str(tmp_path/'out.parquet')], capture_output=True, text=True, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert pq.read_table(tmp_path/'out.parquet').equals(out.data.table)
+    back = pq.read_table(tmp_path/'out.parquet')              # read through notus.pairs: same rows, the reader's list naming
+    assert sorted(back.column_names) == sorted(out.column_names) and back.select(out.column_names).to_pylist() == out.to_list()
 
     # an annotator may answer but not push
     with pytest.raises(ReviewServerError, match='does not allow'):
@@ -171,3 +172,80 @@ def test_missing_dataset_and_unknown_ids(owner, name, data):
     with pytest.raises(NotusError, match='not in dataset'):
         submit_reviews([{'id': 'no-such-record', 'decision': 'keep'}], name, client=owner)
     assert len(pull_reviews(name, client=owner, progress=False)) == 0
+
+
+def _suspicion_by_hand(r):
+    "A pair's suspicion from its ratings and scores, written out independently of notus.review (no critiques)."
+    cr, rr, cs, rs = (r.get(k) for k in ('chosen_rating', 'rejected_rating', 'chosen_score', 'rejected_score'))
+    ev = 0.0
+    if cs is not None and cr is not None: ev += max(cs / 2 - cr, 0)
+    if cr is not None and rr is not None: ev += max(rr - cr, 0) + (1.0 if cr == rr else 0.0)
+    if cs is not None and rs is not None: ev += max((rs - cs) / 2 - (max(rs / 2 - rr, 0) if rr is not None else 0), 0)    # less the rejected's own inflation
+    return min(max(ev / 4, 0), 1)
+
+
+def _id_by_hand(r):
+    import hashlib
+    a, b = sorted((r['chosen'][-1]['content'], r['rejected'][-1]['content']))
+    return f"{r['prompt_id']}-{r['strategy']}-{hashlib.sha256((a + chr(0) + b).encode()).hexdigest()[:8]}"
+
+
+def _server_records(owner, name):
+    from notus.review import review_dataset
+    dset = review_dataset(name, owner, create=False)
+    return {r.id: r for r in dset.records(with_responses=False, with_suggestions=False)}
+
+
+def test_push_top_from_curate_output_ranks_by_suspicion_with_the_reason(owner, name, tmp_path):
+    "`notus curate` writes no suspicion column: `review push --top 20` computes one, pushes the 20 most doubtful, says why."
+    import pyarrow.parquet as pq
+    from notus.review import review_dataset
+    out = tmp_path/'cur'
+    cli = [sys.executable, '-c', 'from notus.cli import cli; cli()']
+    r = subprocess.run(cli + ['curate', '--out', str(out)], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    pairs_file = out/'train_prefs.parquet'
+    rows = pq.read_table(pairs_file).to_pylist()
+    assert 'suspicion' not in rows[0] and len(rows) > 100
+
+    r = subprocess.run(cli + ['review', 'push', '--pairs', str(pairs_file), '--top', '20', '--name', name],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    ranked = [l for l in r.stdout.splitlines() if l.startswith('ranked by ')]
+    assert len(ranked) == 1 and 'suspicion computed from' in ranked[0] and 'chosen_score' in ranked[0], r.stdout
+
+    # the 20 most suspicious distinct pairs, by a plain-Python computation over the rows
+    seen, want = set(), []
+    for s, i in sorted(((_suspicion_by_hand(x), k) for k, x in enumerate(rows)), key=lambda t: -t[0]):
+        rid = _id_by_hand(rows[i])
+        if rid not in seen: seen.add(rid); want.append((rid, s))
+    cut = want[19][1]
+    got = _server_records(owner, name)
+    assert len(got) == 20
+    by_hand = {rid: s for rid, s in want}
+    for rid, rec in got.items():
+        assert by_hand[rid] >= cut - 1e-9, (rid, by_hand[rid], cut)           # nothing less suspicious than the 20th
+        assert rec.metadata['suspicion'] == pytest.approx(by_hand[rid])
+    assert sorted(round(v, 9) for v in [rec.metadata['suspicion'] for rec in got.values()]) == sorted(round(s, 9) for _, s in want[:20])
+    if want[19][1] > want[20][1] + 1e-9: assert set(got) == {rid for rid, _ in want[:20]}
+
+    # each record says, in words, why it is doubtful, and the words match its numbers
+    for rid, rec in got.items():
+        reason = rec.fields['reason']
+        assert reason and reason.endswith(f"(suspicion {by_hand[rid]:.2f})"), reason
+        x = next(x for x in rows if _id_by_hand(x) == rid)
+        if x['chosen_score'] / 2 - x['chosen_rating'] >= 1:
+            assert f"overall_score {x['chosen_score']:g} but mean rating" in reason, reason
+        if x['chosen_rating'] == x['rejected_rating']: assert 'the ratings tie' in reason, reason
+
+    # with --critiques bundled (the sample curate read) the critiques join in and count
+    name2 = name + '-c'
+    try:
+        r = subprocess.run(cli + ['review', 'push', '--pairs', str(pairs_file), '--top', '5', '--name', name2,
+                                  '--critiques', 'bundled'], capture_output=True, text=True, cwd=ROOT)
+        assert r.returncode == 0, r.stderr
+        assert 'chosen_critique' in next(l for l in r.stdout.splitlines() if l.startswith('ranked by ')), r.stdout
+        got2 = _server_records(owner, name2)
+        assert len(got2) == 5 and all(rec.fields.get('critique', '').startswith('**Chosen**') for rec in got2.values())
+    finally:
+        review_dataset(name2, owner, create=False).delete()
