@@ -207,7 +207,7 @@ def fix_overall_score(
     review = score_suspicion(rev)[REVIEW_COLUMNS + ['suspicion', 'critique']].sort_values('suspicion', ascending=False)
     return replace_overall_score(ds, new), ScoreFix(counts, changed, review.reset_index(drop=True))
 
-# %% ../nbs/03a_mismatch.ipynb #f259a303
+# %% ../nbs/03a_mismatch.ipynb #7950af03
 FLAG_BANDS = ['inflated', 'review', 'other']
 
 def flag_bands(
@@ -228,7 +228,7 @@ def band_counts(
     "Completions per band of `FLAG_BANDS`, in that order."
     return {b: int((bands == b).sum()) for b in FLAG_BANDS}
 
-# %% ../nbs/03a_mismatch.ipynb #8961d86b
+# %% ../nbs/03a_mismatch.ipynb #c1a72515
 def input_rows(
     rep,        # the `ValidationReport` of `load_ultrafeedback`
     n:int,      # number of kept rows
@@ -240,7 +240,7 @@ def input_rows(
     kept = np.setdiff1d(np.arange(getattr(rep, 'rows_in', n), dtype=np.int64), dropped)
     return kept if len(kept) == n else np.arange(n, dtype=np.int64)
 
-# %% ../nbs/03a_mismatch.ipynb #45f6920b
+# %% ../nbs/03a_mismatch.ipynb #19f96520
 def _reason(score, mean, gap, neg, band, critique, max_chars):
     if mean != mean: s = f"overall_score {score:g} with no aspect rating"
     elif gap >= 1: s = f"overall_score {score:g} but mean rating {mean:.3g}"
