@@ -16,7 +16,7 @@ from .pairs import message_text
 # %% auto #0
 __all__ = ['STEPS', 'StepReport', 'CleanReport', 'user_text', 'normalize_texts', 'normalize', 'drop_degenerate', 'tie_mask',
            'drop_ties', 'contamination', 'load_benchmark_prompts', 'decontaminate', 'drop_sources',
-           'near_duplicate_groups', 'dedupe', 'clean_pairs']
+           'near_duplicate_groups', 'dedupe', 'clean_pairs', 'clean_cli']
 
 # %% ../nbs/04_clean.ipynb #6eb296f2
 @dataclass
@@ -481,3 +481,36 @@ def clean_pairs(
     if splits is None: return datasets.Dataset(t), rep
     tags = t.column('_split'); t = t.drop_columns(['_split'])
     return datasets.DatasetDict({k: datasets.Dataset(t.filter(pc.equal(tags, k))) for k in splits}), rep
+
+# %% ../nbs/04_clean.ipynb #ed2b6694
+def _bench_names(paths:list)->dict:
+    "{name: path} for benchmark files, named by their stem (numbered when two share one)."
+    stems = [Path(p).stem for p in paths]
+    return {(f'{s}_{i}' if stems.count(s) > 1 else s): p for i, (s, p) in enumerate(zip(stems, paths))}
+
+def clean_cli(
+    input:str,                  # pairs in any published layout: a .parquet/.jsonl/.json file, a folder or a hub id
+    output:str='clean.parquet', # cleaned pairs: .parquet, .jsonl, .json or a folder
+    truthfulqa:str=None,        # TruthfulQA's CSV: drop prompts that contain one of its questions (pairs without `source`)
+    benchmark:list=None,        # benchmark prompt files to decontaminate against (AlpacaEval JSON, MT-Bench JSONL, ...)
+    keep_ties:bool=False,       # keep pairs whose chosen and rejected are rated the same
+    keep_empty:bool=False,      # keep pairs with an empty chosen or rejected answer
+    split:str=None,             # the split to clean, when the input has several (default: all, together)
+    json_report:str=None,       # also write the report (with the dropped prompt ids) to this JSON file
+):
+    "Clean preference pairs of any layout: ties, empty and identical answers, TruthfulQA, benchmark prompts, duplicates."
+    from notus.core import check_output, atomic_path
+    from notus.pairs import write_pairs, PAIRS_SUFFIXES
+    inputs = [input, truthfulqa, *(benchmark or [])]
+    check_output(output, inputs, PAIRS_SUFFIXES, 'output')
+    if json_report: check_output(json_report, inputs + [output], ['.json'], 'JSON report')
+    pairs, rep = clean_pairs(input, truthfulqa=truthfulqa, benchmarks=_bench_names(benchmark) if benchmark else None,
+                             keep_ties=keep_ties, keep_empty=keep_empty, split=split)
+    print(rep)
+    if rep.rows_out == 0: raise NotusError(f"no pairs left after cleaning {input} ({rep.counts}); nothing written.")
+    written = write_pairs(pairs, output, inputs=inputs)
+    if json_report:
+        with atomic_path(json_report) as tmp: Path(tmp).write_text(json.dumps({'input': str(input), 'output': str(written) if not isinstance(written, dict)
+                                                                              else {k: str(v) for k, v in written.items()}} | rep.to_dict(ids=True), indent=2))
+    print(f"wrote {rep.rows_out} pairs to {written if not isinstance(written, dict) else ', '.join(map(str, written.values()))}")
+    return rep.to_dict()

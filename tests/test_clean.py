@@ -173,3 +173,39 @@ def test_binarize_clean_cli(tmp_path):
     assert c['rows_in'] == c['rows_out'] + sum(c['dropped_by_reason'].values())
     assert c['rows_out'] == pq.read_metadata(out).num_rows and c['dropped_by_reason'].get('source_truthful_qa', 0) > 0
     assert [s['step'] for s in c['steps']][:2] == ['drop_ties', 'drop_degenerate']
+
+def _run_clean(*args):
+    "`notus clean ARGS` through the command line entry point: (exit code, output)."
+    from notus.cli import main, VERBS
+    if 'clean' not in VERBS: pytest.skip('the clean verb is not registered in notus.cli')
+    so, se = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(so), contextlib.redirect_stderr(se): rc = main([str(a) for a in args])
+    return rc or 0, so.getvalue() + se.getvalue()
+
+def test_clean_cli_function(tmp_path):
+    "clean_cli on a TRL standard file with TruthfulQA questions: pairs and JSON report written, counts add up."
+    from notus.clean import clean_cli
+    questions = ['What colour is the zorbl of a quimp after sunset on a Tuesday?']
+    path, planted = _planted_trl(tmp_path, questions, every=50)
+    tqa = tmp_path/'tqa.csv'; tqa.write_text('Type,Category,Question\nAdversarial,Misc,"' + questions[0] + '"\n')
+    out, rep = tmp_path/'out.jsonl', tmp_path/'rep.json'
+    with contextlib.redirect_stdout(io.StringIO()): d = clean_cli(str(path), str(out), truthfulqa=str(tqa), json_report=str(rep))
+    r = json.loads(rep.read_text())
+    assert r['rows_in'] == 200 == r['rows_out'] + sum(r['dropped_by_reason'].values())
+    assert r['dropped_by_reason']['truthfulqa_question'] == len(planted) and len(r['dropped_prompt_ids']['truthfulqa_question']) == len(planted)
+    assert sum(1 for l in out.read_text(encoding='utf-8').splitlines() if l.strip()) == r['rows_out'] == d['rows_out']
+    from notus.core import NotusError
+    with pytest.raises(NotusError, match='missing'): clean_cli(str(tmp_path/'missing.jsonl'), str(tmp_path/'o.parquet'))
+    before = path.read_bytes()
+    with pytest.raises(NotusError): clean_cli(str(path), str(path))
+    assert path.read_bytes() == before
+
+def test_clean_cli_errors(tmp_path):
+    "One sentence and exit 2: a missing input, an output that is the input, no pair left."
+    path = write_layout('trl_standard', tmp_path, rows=20)
+    rc, out = _run_clean('clean', tmp_path/'missing.jsonl', '--output', tmp_path/'o.parquet')
+    assert rc == 2 and 'missing.jsonl' in out and 'Traceback' not in out
+    rc, out = _run_clean('clean', path, '--output', path)
+    assert rc == 2 and 'Traceback' not in out and path.read_text()
+    rc, out = _run_clean('clean', path, '--output', tmp_path/'o.parquet', '--json-report', tmp_path/'r.json')
+    assert rc == 0 and (tmp_path/'o.parquet').exists() and json.loads((tmp_path/'r.json').read_text())['rows_in'] == 20
