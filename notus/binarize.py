@@ -326,7 +326,7 @@ def to_flat(pairs)->'datasets.Dataset':
         'rejected_response': text('rejected'), 'rejected_avg_rating': t.column('rejected_rating'),
         'rejected_model': t.column('rejected_model'), 'strategy': t.column('strategy')}))
 
-# %% ../nbs/03_binarize.ipynb #b8d9aae1
+# %% ../nbs/03_binarize.ipynb #70600295
 def test_rows(
     test_size:float|int,   # share (0 <= x < 1) or whole number of prompts
     n:int|None=None,       # number of prompts (None: only check the value)
@@ -380,12 +380,13 @@ def compare(
     b:str='overall_score',      # second strategy
     seed:int=42,                # seed of both strategies' draws
     n_examples:int=5,           # examples to keep
+    cf:pd.DataFrame|None=None,  # `completions_frame(ds)` if already computed
     **kwargs,                   # passed to `select_pairs` (aspects, weights, min_margin)
 )->Comparison:
     "Compare the pairs that strategies `a` and `b` make from the same rows."
     if 'all_pairs' in (a, b): raise NotusError("compare needs one pair per prompt; all_pairs makes several.")
     table = arrow_table(ds)
-    cf = completions_frame(table)                 # texts are read only for the few examples, below
+    cf = completions_frame(table) if cf is None else cf     # texts are read only for the few examples, below
     pa_, pb = (select_pairs(cf, s, seed, n_prompts=table.num_rows, **kwargs) for s in (a, b))
     m = pa_.merge(pb, on='prompt_idx', suffixes=(f'_{a}', f'_{b}'))
     cd, rd = m[f'chosen_idx_{a}'] != m[f'chosen_idx_{b}'], m[f'rejected_idx_{a}'] != m[f'rejected_idx_{b}']

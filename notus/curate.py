@@ -9,7 +9,7 @@ from __future__ import annotations
 import json, time
 from pathlib import Path
 from .core import NotusError, atomic_paths, check_output
-from .data import load_ultrafeedback, sample_path
+from .data import completions_frame, load_ultrafeedback, sample_path
 from .binarize import STRATEGIES, binarize, check_pairs, compare, report_path, split_pairs, test_rows
 from .pairs import write_pairs
 from .clean import clean_pairs
@@ -73,11 +73,12 @@ def curate(
     def step(name): bar.set_postfix_str(name); bar.update()
     ds, vrep = load_ultrafeedback(source); step('validated')
     if len(ds) == 0: raise NotusError("no valid rows left after validation; nothing to curate.")
-    pairs, brep = binarize(ds, strategy, seed); step('binarized')
+    cf = completions_frame(ds)                    # computed once, for binarize and compare
+    pairs, brep = binarize(ds, strategy, seed, cf=cf); step('binarized')
     check_pairs(pairs, f'{strategy} binarization', brep.counts)
     pairs, crep = clean_pairs(pairs, benchmarks=benchmarks); step('cleaned')
     check_pairs(pairs, 'cleaning', crep.counts)
-    cmp = compare(ds, strategy, 'overall_score', seed) if strategy not in ('overall_score', 'all_pairs') else None; step('compared')
+    cmp = compare(ds, strategy, 'overall_score', seed, cf=cf) if strategy not in ('overall_score', 'all_pairs') else None; step('compared')
     splits = split_pairs(pairs, test_size, seed)
     report = {'input': str(source or 'bundled sample'), 'validation': vrep.to_dict(), 'binarize': brep.to_dict(ids=True),
               'clean': crep.to_dict(ids=True), 'splits': {k: len(v) for k, v in splits.items()},
