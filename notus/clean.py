@@ -117,11 +117,12 @@ def user_text(
 
 # %% ../nbs/04_clean.ipynb #ad7ef477
 def normalize_texts(texts)->pa.Array:
-    "Normalise an array of strings: lowercase, no accents, punctuation to spaces (apostrophes dropped), single spaces."
+    "Normalise an array of strings: lowercase, no accents, punctuation to spaces (apostrophes and dots inside abbreviations dropped), single spaces."
     t = pa.array(texts, pa.string()) if not isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts
     t = pc.fill_null(t, '')
     t = pc.replace_substring_regex(pc.utf8_normalize(t, 'NFKD'), r'\p{Mn}+', '')
     t = pc.replace_substring_regex(pc.utf8_lower(t), r"['’`´]", '')
+    t = pc.replace_substring_regex(t, r'\.(\p{L})', r'\1')      # U.S. = US, e.g. = eg
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(t, r'[^\p{L}\p{N}]+', ' '))
 
 def normalize(text:str)->str:
@@ -482,7 +483,7 @@ def clean_pairs(
     tags = t.column('_split'); t = t.drop_columns(['_split'])
     return datasets.DatasetDict({k: datasets.Dataset(t.filter(pc.equal(tags, k))) for k in splits}), rep
 
-# %% ../nbs/04_clean.ipynb #ed2b6694
+# %% ../nbs/04_clean.ipynb #8061ea77
 def _bench_names(paths:list)->dict:
     "{name: path} for benchmark files, named by their stem (numbered when two share one)."
     stems = [Path(p).stem for p in paths]
