@@ -203,13 +203,14 @@ def _bad_inputs(d:Path):
     (d/'surrogate.jsonl').write_text('{"prompt": "\\ud800", "chosen": "a", "rejected": "b"}\n')
     (d/'empty_msgs.jsonl').write_text(json.dumps({'prompt': [{'role': 'user', 'content': 'q'}], 'chosen': [], 'rejected': [{'role': 'assistant', 'content': 'b'}]}) + '\n')
     (d/'notjson.json').write_text('just text')
+    (d/'empty.jsonl').write_text('')
     (d/'table.csv').write_text('prompt,chosen,rejected\nq,a,b\n')
     (d/'bad.parquet').write_bytes(b'PAR1 not really')
     (d/'emptydir').mkdir()
     return [(d/'uf.jsonl', 'is no preference-pairs layout: found columns instruction, completions, source'),
             (d/'implicit.jsonl', 'no prompt column'), (d/'null.jsonl', 'row 2 has no chosen'), (d/'broken.jsonl', 'line 2 is not valid JSON'),
             (d/'mixed.jsonl', 'do not share one type per column'), (d/'surrogate.jsonl', 'not valid Unicode'),
-            (d/'empty_msgs.jsonl', 'row 1 has no chosen'), (d/'notjson.json', 'is not valid JSON'),
+            (d/'empty_msgs.jsonl', 'row 1 has no chosen'), (d/'notjson.json', 'is not valid JSON'), (d/'empty.jsonl', 'holds no pairs'),
             (d/'table.csv', 'unsupported pairs file type .csv'), (d/'bad.parquet', 'not a readable Parquet file'),
             (d/'emptydir', 'holds no .parquet, .jsonl or .json files'), (d/'missing.parquet', 'no such file or folder'),
             ('', 'is empty')]
