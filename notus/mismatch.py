@@ -245,8 +245,8 @@ def _reason(score, mean, gap, neg, band, critique, max_chars):
     if mean != mean: s = f"overall_score {score:g} with no aspect rating"
     elif gap >= 1: s = f"overall_score {score:g} but mean rating {mean:.3g}"
     else: s = f"overall_score {score:g}, mean rating {mean:.3g}"
-    if band == 'inflated': s += " (the parser-bug pattern: a critique score of 1 stored as 10)"
-    elif band == 'review': s += " (upstream's re-annotation band: a 10 with a mean rating between 2 and 4)"
+    if band == 'inflated': s += " (the parser bug: a critique score of 1 stored as 10)"
+    elif band == 'review': s += " (upstream's re-annotation band)"
     if neg >= 0.5 and critique:
         c = ' '.join(str(critique).split())
         s += f'; the critique says: "{c[:max_chars]}{"..." if len(c) > max_chars else ""}"'
@@ -451,6 +451,7 @@ def mismatch_cli(
     for b in FLAG_BANDS: print(f"  {b:<9}{counts[b]:>7}  {_BAND_MEANING[b]}")
     if len(recs):
         print(f"top {len(recs)} of band {band} (row = row of the input file, from 0):")
-        with pd.option_context('display.width', 200, 'display.max_colwidth', 90):
-            print(recs[['row', 'completion_idx', 'model', 'overall_score', 'mean_rating', 'suspicion', 'band', 'reason']].to_string(index=False))
+        short = recs.assign(reason=[r if len(r) <= 110 else r[:107] + '...' for r in recs.reason])
+        print(short[['row', 'completion_idx', 'model', 'overall_score', 'mean_rating', 'suspicion', 'band', 'reason']]
+              .to_string(index=False))
     return recs
