@@ -4,7 +4,8 @@ does it leave the real prompts alone?
 The real AlpacaEval (805 prompts), MT-Bench (80 questions, both turns) and TruthfulQA (817 questions) prompts are
 planted, as the prompts of extra pairs, into the 1,000 real `trl-lib/ultrafeedback_binarized` pairs of the shared
 reference folder, four ways: exactly; with case, whitespace and punctuation changed; with a sentence added
-before; with a sentence added after. MT-Bench questions are planted as two-turn conversations (first question,
+before; with a sentence added after (and, measured without a goal, with one word of the longest turn replaced).
+MT-Bench questions are planted as two-turn conversations (first question,
 an answer, second question). The script reports the recall per kind of change and per benchmark, the share of
 the 1,000 untouched real prompts flagged (false positives, each listed for inspection), the time, and a small grid
 over the n-gram length and the containment threshold.
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np, pyarrow as pa
 
 KINDS = ('exact', 'normalised', 'sentence_before', 'sentence_after')
+EXTRA = ('word_changed',)   # measured, no goal: one word of a longer turn replaced (a near copy)
 GOALS = {'exact': 0.99, 'normalised': 0.99, 'sentence_before': 0.9, 'sentence_after': 0.9, 'false_positive_rate': 0.005}
 SENTENCES = ['Please answer the following question.', 'I need help with this for a school project.',
              'Answer as briefly as you can.', 'Thanks in advance for your help!', 'Explain your reasoning step by step.',
@@ -40,6 +42,9 @@ def plant(text, kind:str, rng):
     if kind == 'normalised': turns = [perturb(t, rng) for t in turns]
     elif kind == 'sentence_before': turns[0] = SENTENCES[rng.integers(len(SENTENCES))] + ' ' + turns[0]
     elif kind == 'sentence_after': turns[-1] = turns[-1] + ' ' + SENTENCES[rng.integers(len(SENTENCES))]
+    elif kind == 'word_changed':
+        k = int(np.argmax([len(t.split()) for t in turns])); w = turns[k].split()
+        w[len(w) // 2] = 'banana'; turns[k] = ' '.join(w)
     return turns
 
 def messages(turns:list)->list:
@@ -87,7 +92,7 @@ def planted_table(t:pa.Table, bench:dict, per_kind:int, seed:int)->tuple:
     rng = np.random.default_rng(seed)
     sizes = {k: len(v) for k, v in bench.items()}; total = sum(sizes.values())
     prompts, ids, labels = [], [], []
-    for kind in KINDS:
+    for kind in KINDS + EXTRA:
         for name, size in sizes.items():
             m = max(1, round(per_kind * size / total))
             for j in rng.choice(size, min(m, size), replace=False):
@@ -110,16 +115,16 @@ def measure(t:pa.Table, bench:dict, per_kind:int=100, seed:int=0, n:int=8, min_c
     dropped = {i for v in rep.dropped.values() for i in v}
     hit = np.array([i in dropped for i in ids])
     kinds = np.array([k for k, _ in labels]); names = np.array([b for _, b in labels])
-    recall = {k: float(hit[kinds == k].mean()) for k in KINDS}
-    by_bench = {f'{k}/{b}': float(hit[(kinds == k) & (names == b)].mean()) for k in KINDS for b in bench}
+    recall = {k: float(hit[kinds == k].mean()) for k in KINDS + EXTRA}
+    by_bench = {f'{k}/{b}': float(hit[(kinds == k) & (names == b)].mean()) for k in KINDS + EXTRA for b in bench}
     real_ids = set(t.column('prompt_id').to_pylist())
     fp = sorted(dropped & real_ids)
     out = {'n': n, 'min_containment': min_containment, 'pairs_in': table.num_rows, 'planted': len(ids),
-           'planted_per_kind': {k: int((kinds == k).sum()) for k in KINDS}, 'untouched': t.num_rows,
+           'planted_per_kind': {k: int((kinds == k).sum()) for k in KINDS + EXTRA}, 'untouched': t.num_rows,
            'recall': recall, 'recall_by_benchmark': by_bench, 'false_positives': len(fp),
            'false_positive_rate': len(fp) / t.num_rows, 'seconds_decontaminate': round(secs, 3), 'dropped_by_reason': rep.counts}
     if examples:
-        missed = [ids[i] for i in np.flatnonzero(~hit)][:20]
+        missed = [ids[i] for i in np.flatnonzero(~hit & np.isin(kinds, KINDS))][:20]
         allp = [p for v in fb.values() for p in v]
         pt = dict(zip(table.column('prompt_id').to_pylist(), user_text(table.column('prompt')).to_pylist()))
         fps = [pt[i] for i in fp]
@@ -141,14 +146,19 @@ def markdown(res:dict)->str:
              f"Defaults: {m['n']}-grams, containment >= {m['min_containment']} (share of a benchmark prompt's n-grams found in the prompt).", '',
              '| kind of copy | recall | goal |', '|---|---|---|']
     lines += [f"| {k} | {m['recall'][k]:.3f} | >= {GOALS[k]} |" for k in KINDS]
+    lines += [f"| {k} (a near copy, measured for information) | {m['recall'][k]:.3f} | - |" for k in EXTRA]
     lines += [f"| false positives on untouched prompts | {m['false_positives']} / {m['untouched']} = {m['false_positive_rate']:.2%} | <= {GOALS['false_positive_rate']:.1%} |", '',
               f"All goals met: **{all(res['goals_met'].values())}**. `decontaminate` on {m['pairs_in']} pairs against "
               f"{sum(res['benchmark_sizes'].values())} benchmark prompts: {m['seconds_decontaminate']} s.", '',
               '## Recall by benchmark', '', '| kind/benchmark | recall |', '|---|---|']
     lines += [f"| {k} | {v:.3f} |" for k, v in m['recall_by_benchmark'].items()]
     lines += ['', '## Grid (n-gram length x containment threshold)', '',
-              '| n | containment | exact | normalised | sentence before | sentence after | false positives |', '|---|---|---|---|---|---|---|']
-    lines += [f"| {g['n']} | {g['min_containment']} | " + ' | '.join(f"{g['recall'][k]:.3f}" for k in KINDS) + f" | {g['false_positives']} ({g['false_positive_rate']:.2%}) |" for g in res['grid']]
+              '| n | containment | exact | normalised | sentence before | sentence after | one word changed | false positives |', '|---|---|---|---|---|---|---|---|']
+    lines += [f"| {g['n']} | {g['min_containment']} | " + ' | '.join(f"{g['recall'][k]:.3f}" for k in KINDS + EXTRA) + f" | {g['false_positives']} ({g['false_positive_rate']:.2%}) |" for g in res['grid']]
+    lines += ['', "Near copies (one word of the prompt replaced) are the hard case: a changed word removes up to n of a prompt's "
+              "n-grams, and a benchmark prompt shorter than n words must appear whole. Shorter n-grams and lower thresholds catch "
+              "more of them, but also flag real prompts that merely share a long phrase with a benchmark prompt (see the false "
+              "positives column); the defaults favour no false positives. Pass `n`/`min_containment` to `decontaminate` to trade one for the other."]
     if m.get('false_positive_examples'):
         lines += ['', '## Untouched prompts flagged', '', '| prompt | closest benchmark prompt | containment |', '|---|---|---|']
         cell = lambda s: s.replace('|', '\\|').replace('\n', ' ')[:160]
