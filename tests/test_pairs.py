@@ -274,3 +274,14 @@ def test_h4_conversation_without_the_user_turn():
                   'rejected': [[{'content': 'b', 'role': 'assistant'}]], 'messages': [[{'content': 'a', 'role': 'assistant'}]]})
     out, layout = normalize_pairs(t)
     assert layout == 'h4_binarized' and out.column('prompt').to_pylist() == [[{'content': 'q', 'role': 'user'}]]
+
+def test_generated_rows_as_published(tmp_path):
+    "The generated stand-in, written as the shared real file is (scores nested in `metadata`), reads like it."
+    rows = generated_rows()
+    path = tmp_path/'trl.jsonl'
+    path.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in rows), encoding='utf-8')
+    ds, layout = read_pairs(path)
+    assert layout == 'trl_standard' and 'metadata' not in ds.column_names
+    assert ds['chosen_score'] == [r['metadata']['score_chosen'] for r in rows]
+    assert ds['source_index'] == [r['source_index'] for r in rows]
+    assert pair_texts(ds).chosen.tolist() == [r['chosen'] for r in rows]
