@@ -222,6 +222,7 @@ def flag_bands(
     band = np.where(up == 'inflated', 'inflated', np.where(up == 'review', 'review', other))
     return pd.Series(band, index=scored.index, name='band', dtype=object)
 
+# %% ../nbs/03a_mismatch.ipynb #ea0ea8a4
 def band_counts(
     bands:pd.Series, # output of `flag_bands`
 )->dict:

@@ -53,6 +53,7 @@ def fmt_value(v)->str:
         return '' if np.isnan(v) else f'{v:.3f}'.rstrip('0').rstrip('.') if abs(v) < 1e4 else f'{v:.0f}'
     return str(v)
 
+# %% ../nbs/00c_report.ipynb #400c1eaf
 def md_table(
     df:pd.DataFrame,  # table to write (its index becomes the first column unless it is a RangeIndex)
     max_rows:int=40,  # rows kept (the rest are counted in a last line)
@@ -87,6 +88,7 @@ def write_text(
     with atomic_path(path) as tmp: tmp.write_text(text, encoding='utf-8')
     return path
 
+# %% ../nbs/00c_report.ipynb #e690b186
 def write_report(
     sections:list,        # dicts with 'title', and optional 'text', 'table' (DataFrame), 'figure' (PNG file name)
     out_dir:str|Path,     # folder holding the PNGs; report.md and report.html are written there

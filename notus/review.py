@@ -83,6 +83,7 @@ def pair_evidence(
     ev['suspicion'] = np.clip(ev.sum(axis=1).to_numpy() / 4, 0, 1)
     return ev
 
+# %% ../nbs/05_review.ipynb #ba855542
 def pair_suspicion(pairs)->np.ndarray:
     "Per pair, a 0-1 suspicion score from its ratings, scores and chosen critique (see `pair_evidence`)."
     return pair_evidence(pairs).suspicion.to_numpy()
