@@ -483,7 +483,7 @@ def clean_pairs(
     tags = t.column('_split'); t = t.drop_columns(['_split'])
     return datasets.DatasetDict({k: datasets.Dataset(t.filter(pc.equal(tags, k))) for k in splits}), rep
 
-# %% ../nbs/04_clean.ipynb #8061ea77
+# %% ../nbs/04_clean.ipynb #5f925c3b
 def _bench_names(paths:list)->dict:
     "{name: path} for benchmark files, named by their stem (numbered when two share one)."
     stems = [Path(p).stem for p in paths]
