@@ -23,6 +23,7 @@ def phases(path, out):
     "One in-process run: seconds per phase."
     from notus.data import load_ultrafeedback, completions_frame
     from notus import analysis as A
+    from notus.report import save_figure, write_report
     Path(out).mkdir(parents=True, exist_ok=True)
     t, r = time.perf_counter(), {}
     def lap(k):
@@ -34,9 +35,9 @@ def phases(path, out):
     for name, fn in [('aspect_ratings', A.plot_aspect_ratings), ('mean_rating', A.plot_mean_rating),
                      ('overall_score', A.plot_overall_score), ('na_rates', A.plot_na_rates), ('joint', A.plot_joint),
                      ('models', A.plot_models), ('sources', A.plot_sources)]:
-        A.save_figure(fn(cf), Path(out)/f'{name}.png')
+        save_figure(fn(cf), Path(out)/f'{name}.png')
     lap('plots (7, saved as PNG)')
-    secs = A.analysis_sections(cf, out); A.write_report(secs, out); lap('tables + plots + report again (analysis_sections)')
+    secs = A.analysis_sections(cf, out); write_report(secs, out); lap('tables + plots + report again (analysis_sections)')
     from notus.mismatch import mismatch_sections
     mismatch_sections(ds, out, cf=cf); lap('mismatch sections')
     r['analysis (load to plots)'] = sum(r[k] for k in ['load + validate', 'tidy view', 'tables', 'plots (7, saved as PNG)'])
