@@ -447,9 +447,12 @@ class ValidationReport:
 
 # %% ../nbs/00_data.ipynb #170d810f
 def one_chunk(col)->pa.Array:
-    "A column as one Array: the chunk itself when there is one (pyarrow's `combine_chunks` copies even then)."
-    if not isinstance(col, pa.ChunkedArray): return col
-    return col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+    "A column as one Array whose offsets start at 0: the chunk itself when it is one already (pyarrow's `combine_chunks` copies even then)."
+    if isinstance(col, pa.ChunkedArray):
+        if col.num_chunks != 1: return col.combine_chunks()
+        col = col.chunk(0)
+    if col.offset or (_is_list(col.type) and len(col) and col.offsets[0].as_py()): return pa.concat_arrays([col])
+    return col
 
 def flat_completions(table)->tuple:
     "All completions of `table` as one flat StructArray, the row index of each, and the (combined) `completions` column."
@@ -506,7 +509,7 @@ def keep_rows(
     try: return pa.Table.from_arrays([one_chunk(c) for c in out.columns], schema=out.schema)
     except pa.ArrowException: return out         # a column past 2 GiB stays in chunks
 
-# %% ../nbs/00_data.ipynb #9dcc7052
+# %% ../nbs/00_data.ipynb #fdf9cf9b
 def validate_table(
     table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
     rows=None,           # input row number of each row (default: 0, 1, ...)
