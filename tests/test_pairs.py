@@ -285,3 +285,21 @@ def test_generated_rows_as_published(tmp_path):
     assert ds['chosen_score'] == [r['metadata']['score_chosen'] for r in rows]
     assert ds['source_index'] == [r['source_index'] for r in rows]
     assert pair_texts(ds).chosen.tolist() == [r['chosen'] for r in rows]
+
+def test_implicit_prompt_split_without_trl(monkeypatch):
+    "Rows whose conversations differ before their last message split as TRL's `extract_prompt` does, with or without TRL."
+    import builtins
+    from notus.pairs import _extract_prompt
+    u = lambda c: {'content': c, 'role': 'user'}; a = lambda c: {'content': c, 'role': 'assistant'}
+    cases = [([u('x'), a('A'), a('B')], [u('x'), a('C')]), ([u('q'), a('a')], [u('q'), a('a')]),
+             ([u('q'), a('a'), u('r'), a('s')], [u('q'), a('z')])]
+    with_trl = [_extract_prompt(c, r) for c, r in cases]
+    assert with_trl[0] == {'prompt': [u('x')], 'chosen': [a('A'), a('B')], 'rejected': [a('C')]}
+    real = builtins.__import__
+    def no_trl(name, *args, **kw):
+        if name.split('.')[0] == 'trl': raise ImportError(name)
+        return real(name, *args, **kw)
+    monkeypatch.setattr(builtins, '__import__', no_trl)
+    assert [_extract_prompt(c, r) for c, r in cases] == with_trl
+    t = pa.table({'chosen': [cases[0][0]], 'rejected': [cases[0][1]]})
+    assert normalize_pairs(t)[0].column('chosen').to_pylist() == [[a('A'), a('B')]]
