@@ -1,6 +1,6 @@
 """`notus train` and `notus evaluate` on every published pairs layout: each layout file (built by `tests/layouts.py` from
 the real trl-lib rows, multi-turn prompts included) is the `data.source` of `recipes/tiny-cpu.yaml` for a few training
-steps, then the run is evaluated on the same file through the real CLI. The real-row cases skip when the shared
+steps, then the run is evaluated on the same file through the real CLI, and `notus train --check` cleans it. The real-row cases skip when the shared
 reference data is absent; the generated equivalents always run."""
 import io, json, math, contextlib
 from pathlib import Path
@@ -63,17 +63,32 @@ def _multi_turn_reaches_the_template(name:str, src:Path, rows):
     assert want <= got, sorted(want - got)[:3]
     assert max(n for _, n in got) == (1 if name in ('trl_standard', 'argilla_flat') else 4)
 
+def _check_with_cleaning(name:str, src:Path, rows, tmp:Path):
+    "`notus train --check` with data.clean runs the data step on the layout: ties and empty answers dropped, counts add up."
+    rep = tmp/'check.json'
+    rc, so, se = _cli('train', TINY, '--check', '--json-report', rep, '--override', f'data.source={src}', 'data.clean=true')
+    assert rc == 0, se[-3000:]
+    d = json.loads(rep.read_text())['data']
+    ex = expected_pairs(name, rows, multi_turn=True)
+    assert d['checked'] and d['layout'] == name and d['read'] == len(ex)
+    assert d['read'] == d['dropped_by_clean'] + d['train'] + d['test'] + d['capped'], d
+    bad = sum(e['chosen_score'] == e['rejected_score'] or not e['chosen'].strip() or not e['rejected'].strip() for e in ex)
+    assert bad > 0 and d['dropped_by_clean'] >= bad, (d, bad)
+    assert 'dropped by cleaning' in so
+
 @pytest.mark.skipif(not real_rows_available(), reason='the shared reference data (trl-lib rows) is absent')
 @pytest.mark.parametrize('name', LAYOUT_NAMES)
 def test_train_and_evaluate_real_rows(name, tmp_path):
     src = _train_and_evaluate(name, REAL_ROWS, tmp_path)
     _multi_turn_reaches_the_template(name, src, REAL_ROWS)
+    _check_with_cleaning(name, src, REAL_ROWS, tmp_path)
 
 @pytest.mark.parametrize('name', ['trl_standard', 'h4_binarized', 'argilla_flat', 'trl_implicit_prompt'])
 def test_train_and_evaluate_generated_rows(name, tmp_path):
     rows = generated_rows(60)
     src = _train_and_evaluate(name, rows, tmp_path)
     _multi_turn_reaches_the_template(name, src, rows)
+    _check_with_cleaning(name, src, rows, tmp_path)
 
 def test_short_prompt_ids_split(tmp_path):
     "A prompt_id that is not a SHA-256 (e.g. '17') splits into train and test like any other."
