@@ -778,6 +778,7 @@ def train(
                          eval_dataset=dd['test_prefs'] if has_eval else None, processing_class=tokenizer,
                          peft_config=recipe.peft_config(), callbacks=[counter, *(callbacks or [])])
     if ckpt and finished: print(f"notus train: {out} holds a finished run of this recipe; evaluating it again (--fresh starts over)")
+    elif finished: print(f"notus train: {out} holds a finished run of this recipe and no checkpoint; training it again from the start")
     elif ckpt: print(f"notus train: resuming the unfinished run in {out} from {Path(ckpt).name}")
     res = trainer.train(resume_from_checkpoint=ckpt)
     trainer.save_model(str(out))
