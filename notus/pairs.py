@@ -220,7 +220,7 @@ def _lift_metadata(t:pa.Table)->pa.Table:
     return t.set_column(i, 'metadata', pa.StructArray.from_arrays([pc.struct_field(md, n) for n in rest], rest))
 
 # %% ../nbs/00b_pairs.ipynb #e5b2ae4f
-def _finish(t:pa.Table, prompt, chosen, rejected, drop:tuple)->pa.Table:
+def _finish(t:pa.Table, prompt, chosen, rejected, drop:tuple, where:str='pairs')->pa.Table:
     "Assemble the internal layout: prompt_id, prompt, chosen, rejected, the known extras (typed), then the other columns."
     t = t.rename_columns([RENAMES.get(n, n) if RENAMES.get(n, n) not in t.column_names else n for n in t.column_names])
     cols = {'prompt_id': None, 'prompt': prompt, 'chosen': chosen, 'rejected': rejected}
@@ -235,7 +235,7 @@ def _finish(t:pa.Table, prompt, chosen, rejected, drop:tuple)->pa.Table:
         want = pa.string() if c in ('source', 'chosen_model', 'rejected_model', 'strategy') else pa.float64()
         try: cols[c] = pc.cast(col, want) if col.type != want else col
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            if want == pa.float64(): raise NotusError(f"column {c} holds {col.type} values, not numbers; fix or remove the column.") from None
+            if want == pa.float64(): raise NotusError(f"{where}: column {c} holds {col.type} values, not numbers; fix or remove the column.") from None
             cols[c] = col
     for c in t.column_names:
         if c not in cols and c not in drop: cols[c] = t.column(c)
@@ -256,7 +256,7 @@ def normalize_pairs(
     if layout == 'argilla_flat':
         _no_nulls(t, ['instruction', 'chosen_response', 'rejected_response'], where)
         return _finish(t, _one_message(t.column('instruction'), 'user'), _one_message(t.column('chosen_response'), 'assistant'),
-                       _one_message(t.column('rejected_response'), 'assistant'), ('instruction', 'chosen_response', 'rejected_response')), layout
+                       _one_message(t.column('rejected_response'), 'assistant'), ('instruction', 'chosen_response', 'rejected_response'), where), layout
     need = ['chosen', 'rejected'] + (['prompt'] if layout not in ('trl_implicit_prompt',) else [])
     _no_nulls(t, need, where)
     if layout == 'trl_standard':
@@ -269,7 +269,7 @@ def normalize_pairs(
         else: ptext = None
         p, c, r = _split_conversations(_messages(t.column('chosen')), _messages(t.column('rejected')), ptext)
     drop = ('prompt', 'chosen', 'rejected') + (('messages',) if layout in ('h4_binarized', 'allenai_cleaned') else ())
-    return _finish(t, p, c, r, drop), layout
+    return _finish(t, p, c, r, drop, where), layout
 
 # %% ../nbs/00b_pairs.ipynb #17037189
 KNOWN_SPLITS = ('train_prefs', 'test_prefs', 'train_sft', 'test_sft', 'train_gen', 'test_gen', 'train', 'test', 'validation')
@@ -296,7 +296,7 @@ def _read_json(path:Path)->pa.Table:
     if not head.startswith(b'['):
         import pyarrow.json as pj
         try: return pj.read_json(path, read_options=pj.ReadOptions(block_size=1 << 26))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError): pass
+        except pa.ArrowException: pass   # typed differently across blocks, or not valid JSON: Python says which line
     rows, line = [], 0
     try:
         with open(path, encoding='utf-8') as f:
