@@ -264,9 +264,10 @@ def alpaca_eval_outputs(
                               for i, o, d in zip(instructions, outputs, ds)])
 
 def write_json(records, path:str|Path)->Path:
-    "Write `records` as indented UTF-8 JSON."
+    "Write `records` as indented UTF-8 JSON (atomically: a complete file or none)."
+    from notus.core import atomic_path
     p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding='utf-8')
+    with atomic_path(p) as tmp: Path(tmp).write_text(json.dumps(records, indent=2, ensure_ascii=False), encoding='utf-8')
     return p
 
 # %% ../nbs/07_evaluate.ipynb #2a4cd84d
@@ -314,9 +315,10 @@ def answer_mt_bench(
     return mt_bench_answers([q['question_id'] for q in questions], answers, model_id)
 
 def write_jsonl(records, path:str|Path)->Path:
-    "Write `records` as UTF-8 JSON lines."
+    "Write `records` as UTF-8 JSON lines (atomically: a complete file or none)."
+    from notus.core import atomic_path
     p = Path(path); p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in records), encoding='utf-8')
+    with atomic_path(p) as tmp: Path(tmp).write_text(''.join(json.dumps(r, ensure_ascii=False) + '\n' for r in records), encoding='utf-8')
     return p
 
 # %% ../nbs/07_evaluate.ipynb #8d58622f
@@ -359,7 +361,10 @@ def evaluate_cli(
 ):
     "Implicit DPO reward accuracy and margins of a trained model on held-out preference pairs."
     import json as _json
-    batch_size = int(batch_size); beta = None if beta is None else float(beta)   # the CLI passes strings
+    from notus.core import check_count
+    batch_size = check_count(batch_size, '--batch-size', optional=False)
+    beta = None if beta is None else float(beta)   # the CLI passes strings
+    if beta is not None and not beta > 0: raise NotusError(f"--beta must be positive, got {beta!r}.")
     if not pairs: raise NotusError("give the held-out pairs with --pairs (e.g. the test_prefs split saved by notus binarize).")
     d, layout = read_eval_pairs(pairs)
     policy, reference, tok, recipe = load_run(model_dir, ref)
@@ -402,7 +407,10 @@ def generate_cli(
 ):
     "Answer prompts with a trained model and write them in AlpacaEval's or MT-Bench's layout."
     if not prompts: raise NotusError("give the prompts file with --prompts.")
-    max_new_tokens, batch_size, limit = int(max_new_tokens), int(batch_size), None if limit is None else int(limit)   # the CLI passes strings
+    from notus.core import check_count, check_output
+    max_new_tokens, batch_size = check_count(max_new_tokens, '--max-new-tokens', optional=False), check_count(batch_size, '--batch-size', optional=False)
+    limit = check_count(limit, '--limit')
+    out = check_output(out, [prompts, model_dir], ['.json', '.jsonl'], 'answers output')
     kind, recs = _read_prompts(prompts)
     if limit: recs = recs[:limit]
     d = Path(model_dir)
