@@ -78,7 +78,7 @@ def pair_evidence(
     ev = pd.DataFrame({'inflated': np.nan_to_num(np.maximum(cs / 2 - cr, 0)),
                        'ratings_prefer_rejected': np.nan_to_num(np.maximum(rr - cr, 0)),
                        'score_prefers_rejected': np.nan_to_num(np.maximum((rs - cs) / 2 - np.maximum(np.nan_to_num(rs / 2 - rr), 0), 0)),
-                       'tie': (cr == rr).astype(float)})
+                       'tie': ((cr == rr) | ((np.isnan(cr) | np.isnan(rr)) & (cs == rs))).astype(float)})
     ev['negativity'] = critique_negativity(t.column('chosen_critique')) if 'chosen_critique' in t.column_names else 0.0
     ev['suspicion'] = np.clip(ev.sum(axis=1).to_numpy() / 4, 0, 1)
     return ev
@@ -106,7 +106,7 @@ def pair_reasons(
         if e.inflated >= 1: why.append(f"the chosen response has overall_score {cs[i]:g} but mean rating {cr[i]:.3g}")
         if e.ratings_prefer_rejected > 0: why.append(f"the ratings prefer the rejected response ({_side(rr[i])} vs {_side(cr[i])})")
         if e.score_prefers_rejected > 0: why.append(f"overall_score prefers the rejected response ({rs[i]:g} vs {cs[i]:g})")
-        if e.tie: why.append(f"the ratings tie ({_side(cr[i])} each)")
+        if e.tie: why.append(f"the ratings tie ({_side(cr[i])} each)" if cr[i] == rr[i] else f"the scores tie ({cs[i]:g} each)")
         if e.negativity >= 0.5 and crit[i]:
             c = ' '.join(str(crit[i]).split())
             why.append(f'the critique of the chosen response says: "{c[:max_chars]}{"..." if len(c) > max_chars else ""}"')
@@ -126,7 +126,9 @@ def rank_pairs(
     t = arrow_table(pairs) if not isinstance(pairs, pd.DataFrame) else pa.Table.from_pandas(pairs, preserve_index=False)
     have = [c for c in SUSPICION_COLUMNS if c in t.column_names]
     if suspicion in t.column_names: s, by = _num(t, suspicion), f"the pairs' own {suspicion!r} column"
-    elif have: s, by = pair_suspicion(t), f"suspicion computed from the pairs' {', '.join(have)}"
+    elif have:
+        s, by = pair_suspicion(t), f"suspicion computed from the pairs' {', '.join(have)}"
+        if not (s > 0).any(): by += " (no pair shows a sign of doubt: file order)"
     else: return np.arange(t.num_rows), np.full(t.num_rows, np.nan), "file order: the pairs carry no suspicion, rating, score or critique"
     return np.argsort(-np.where(np.isnan(s), -np.inf, s), kind='stable'), s, by
 

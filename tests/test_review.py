@@ -17,6 +17,7 @@ def _by_hand(cr, rr, cs, rs):
     ev = 0.0
     if cs is not None and cr is not None: ev += max(cs / 2 - cr, 0)
     if cr is not None and rr is not None: ev += max(rr - cr, 0) + (1.0 if cr == rr else 0.0)
+    elif cs is not None and rs is not None and cs == rs: ev += 1.0          # no ratings: a tie of the scores
     if cs is not None and rs is not None: ev += max((rs - cs) / 2 - (max(rs / 2 - rr, 0) if rr is not None else 0), 0)
     return min(max(ev / 4, 0), 1)
 

@@ -180,6 +180,7 @@ def _suspicion_by_hand(r):
     ev = 0.0
     if cs is not None and cr is not None: ev += max(cs / 2 - cr, 0)
     if cr is not None and rr is not None: ev += max(rr - cr, 0) + (1.0 if cr == rr else 0.0)
+    elif cs is not None and rs is not None and cs == rs: ev += 1.0          # no ratings: a tie of the scores
     if cs is not None and rs is not None: ev += max((rs - cs) / 2 - (max(rs / 2 - rr, 0) if rr is not None else 0), 0)    # less the rejected's own inflation
     return min(max(ev / 4, 0), 1)
 
