@@ -481,13 +481,11 @@ def _write_table(t:pa.Table, path:Path, suffix:str):
         with open(path, 'w', encoding='utf-8', newline='\n') as f:
             for batch in t.to_batches(max_chunksize=4096):
                 f.writelines(json.dumps(r, ensure_ascii=False) + '\n' for r in batch.to_pylist())
-    else:
-        import datasets
-        datasets.Dataset(t).save_to_disk(str(path))
+    else: _dataset(t).save_to_disk(str(path))
 
 # %% ../nbs/00b_pairs.ipynb #64b1dcf5
 def write_pairs(
-    pairs,                # a `datasets.Dataset`, `DatasetDict` or `pyarrow.Table` of pairs
+    pairs,                # a `datasets.Dataset`, `pyarrow.Table` or dict of columns; a `DatasetDict` (or dict of them) for splits
     path:str|Path,        # .parquet, .jsonl, .json, or a folder (no suffix)
     layout:str|None=None, # lay the pairs out as another published layout (one of `LAYOUTS`); None: as they are
     inputs:list=(),       # input paths the output must not replace
@@ -496,11 +494,13 @@ def write_pairs(
     import datasets
     path = check_output(path, inputs, PAIRS_SUFFIXES, 'pairs output')
     prep = lambda d: to_layout(d, layout) if layout is not None else _table(d)
-    if isinstance(pairs, (datasets.DatasetDict, dict)):
+    splits = isinstance(pairs, datasets.DatasetDict) or (isinstance(pairs, dict) and bool(pairs) and all(
+        isinstance(v, (datasets.Dataset, pa.Table, pd.DataFrame)) for v in pairs.values()))   # else a dict of columns
+    if splits:
         tables = {k: prep(v) for k, v in pairs.items()}
         if path.suffix == '':
             with atomic_path(path, is_dir=True) as tmp:
-                datasets.DatasetDict({k: datasets.Dataset(v.combine_chunks()) for k, v in tables.items()}).save_to_disk(str(tmp))
+                datasets.DatasetDict({k: _dataset(v.combine_chunks()) for k, v in tables.items()}).save_to_disk(str(tmp))
             return path
         targets = {k: path.with_name(f'{path.stem}_{k}{path.suffix}') for k in tables}
         for p in targets.values(): check_output(p, inputs, PAIRS_SUFFIXES, 'pairs output')

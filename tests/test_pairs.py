@@ -303,3 +303,13 @@ def test_implicit_prompt_split_without_trl(monkeypatch):
     assert [_extract_prompt(c, r) for c, r in cases] == with_trl
     t = pa.table({'chosen': [cases[0][0]], 'rejected': [cases[0][1]]})
     assert normalize_pairs(t)[0].column('chosen').to_pylist() == [[a('A'), a('B')]]
+
+def test_write_pairs_takes_dicts(tmp_path):
+    "A dict of columns is one table; a dict of tables is a set of splits."
+    cols = {'prompt': ['q'], 'chosen': ['a'], 'rejected': ['b']}
+    out = write_pairs(cols, tmp_path/'one.jsonl')
+    assert json.loads(out.read_text()) == cols | {'prompt': 'q', 'chosen': 'a', 'rejected': 'b'}
+    paths = write_pairs({'train': pa.table(cols), 'test': pa.table(cols)}, tmp_path/'two.parquet')
+    assert sorted(p.name for p in paths.values()) == ['two_test.parquet', 'two_train.parquet']
+    dd, layout = read_pairs(tmp_path/'two.parquet')
+    assert layout == 'trl_standard' and sorted(dd) == ['test', 'train']
