@@ -15,7 +15,7 @@ from .data import NotusError, ASPECTS
 # %% auto #0
 __all__ = ['EXPERIMENT_STRATEGIES', 'Experiment', 'load_experiment', 'ExperimentData', 'experiment_data', 'strategy_pairs',
            'strategy_frames', 'agreement_table', 'chosen_overlap', 'ExperimentResult', 'run_experiment', 'plot_results',
-           'md_table', 'results_markdown', 'write_results', 'experiment_cli']
+           'results_markdown', 'write_results', 'experiment_cli']
 
 # %% ../nbs/08_experiment.ipynb #59893083
 EXPERIMENT_STRATEGIES = ('overall_score', 'overall_score_fixed', 'mean_rating', 'best_worst')
@@ -307,16 +307,9 @@ def plot_results(res:ExperimentResult, path:str|Path|None=None):
     if path is not None: fig.savefig(path, dpi=110); plt.close(fig)
     return fig
 
-def md_table(df:pd.DataFrame, index:bool=True, digits:int=3)->str:
-    "A DataFrame as a GitHub Markdown table (floats rounded to `digits`)."
-    d = df.reset_index() if index else df
-    fmt = lambda v: f"{v:.{digits}f}" if isinstance(v, (float, np.floating)) and not np.isnan(v) else ('' if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-    head = [str(c) for c in d.columns]
-    rows = [[fmt(v) for v in r] for r in d.itertuples(index=False)]
-    return '\n'.join(['| ' + ' | '.join(head) + ' |', '|' + '---|' * len(head)] + ['| ' + ' | '.join(r) + ' |' for r in rows])
-
 def results_markdown(res:ExperimentResult)->str:
     "The results as Markdown."
+    from notus.report import md_table
     i = res.info
     s = [f"# {res.name}", '']
     if res.smoke: s += ['**Smoke run**: a tiny model on a small sample, to test the machinery end to end. '
@@ -333,17 +326,22 @@ def results_markdown(res:ExperimentResult)->str:
     return '\n'.join(s)
 
 def write_results(res:ExperimentResult, out:str|Path)->dict:
-    "Write results.csv, agreement.csv, results.json, results.md and results.png under `out`."
+    "Write results.csv, agreement.csv, results.json, results.md and results.png under `out`, together (all or none)."
+    from notus.core import atomic_paths
+    import matplotlib.pyplot as plt
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     f = {'csv': out/'results.csv', 'agreement_csv': out/'agreement.csv', 'json': out/'results.json', 'md': out/'results.md', 'png': out/'results.png'}
-    res.results.to_csv(f['csv'], index=False)
-    if len(res.by_source): f['by_source_csv'] = out/'results_by_source.csv'; res.by_source.to_csv(f['by_source_csv'], index=False)
-    res.agreement.to_csv(f['agreement_csv'])
-    f['json'].write_text(json.dumps({**res.info, 'results': res.results.to_dict('records'), 'training': res.training.to_dict('records'),
-                                     'agreement': res.agreement.reset_index().to_dict('records'),
-                                     'overlap': res.overlap.to_dict()}, indent=2, default=str))
-    f['md'].write_text(results_markdown(res))
-    plot_results(res, f['png'])
+    if len(res.by_source): f['by_source_csv'] = out/'results_by_source.csv'
+    js = json.dumps({**res.info, 'results': res.results.to_dict('records'), 'training': res.training.to_dict('records'),
+                     'agreement': res.agreement.reset_index().to_dict('records'), 'overlap': res.overlap.to_dict()}, indent=2, default=str)
+    with atomic_paths(list(f.values())) as tmps:
+        t = dict(zip(f, tmps))
+        res.results.to_csv(t['csv'], index=False)
+        if 'by_source_csv' in t: res.by_source.to_csv(t['by_source_csv'], index=False)
+        res.agreement.to_csv(t['agreement_csv'])
+        Path(t['json']).write_text(js, encoding='utf-8')
+        Path(t['md']).write_text(results_markdown(res), encoding='utf-8')
+        fig = plot_results(res); fig.savefig(t['png'], dpi=110, format='png'); plt.close(fig)
     return {k: str(v) for k, v in f.items()}
 
 # %% ../nbs/08_experiment.ipynb #7096e2bd
