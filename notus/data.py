@@ -269,14 +269,22 @@ def _lines_by_json(block:bytes, line0:int, row0:int, path, need)->_Piece:
         rows.append(r)
     return _from_rows(rows, row0, str(path), need, repaired)
 
-def _read_json_lines(path:Path, block_bytes:int=None, need=REQUIRED_COLUMNS)->list:
-    "Pieces of a JSON Lines file: each block by `pyarrow.json`, or by `json` where Arrow refuses it."
+def _parse_block(block, schema=None):
+    "One block of JSON Lines parsed by Arrow, with the schema given (faster, strict) or inferred; None if Arrow refuses it."
     import pyarrow.json as pj
+    po = pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior='ignore') if schema else None
+    try: t = pj.read_json(pa.BufferReader(block), read_options=pj.ReadOptions(block_size=4 << 20), parse_options=po)
+    except pa.ArrowException: return None
+    return pa.Table.from_arrays(t.columns, schema=schema) if schema else t
+
+def _read_json_lines(path:Path, block_bytes:int=None, need=REQUIRED_COLUMNS)->list:
+    "Pieces of a JSON Lines file: each block by `pyarrow.json` (with the schema, else inferring types), or by `json` where Arrow refuses it."
     pieces, row0, line_at = [], 0, _LineNumbers(path)
     for pos, block in _line_blocks(path, block_bytes or JSON_BLOCK_BYTES):
-        try: t = pj.read_json(pa.BufferReader(block), read_options=pj.ReadOptions(block_size=4 << 20))
-        except pa.ArrowException: p = _lines_by_json(block, line_at(pos), row0, path, () if pieces else need)
-        else: p = _from_arrow(t, row0, str(path), () if pieces else need)
+        t = _parse_block(block, ultrafeedback_schema()) if pieces else None   # the first block shows which columns the file has
+        if t is not None: p = _Piece(t, np.arange(row0, row0 + t.num_rows), t.num_rows)
+        elif (t := _parse_block(block)) is not None: p = _from_arrow(t, row0, str(path), () if pieces else need)
+        else: p = _lines_by_json(block, line_at(pos), row0, path, () if pieces else need)
         pieces.append(p); row0 += p.n
     return pieces
 
@@ -509,7 +517,7 @@ def keep_rows(
     try: return pa.Table.from_arrays([one_chunk(c) for c in out.columns], schema=out.schema)
     except pa.ArrowException: return out         # a column past 2 GiB stays in chunks
 
-# %% ../nbs/00_data.ipynb #b0dabe97
+# %% ../nbs/00_data.ipynb #c4de8d4f
 def validate_table(
     table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
     rows=None,           # input row number of each row (default: 0, 1, ...)
