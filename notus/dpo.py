@@ -834,6 +834,7 @@ def _data_line(c:dict)->str:
 
 def _write_report(obj, path):
     from notus.core import atomic_path
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
 
 def train_cli(
@@ -845,6 +846,8 @@ def train_cli(
     json_report:str=None,       # write the result (metrics, steps, output folder) to this JSON file
 ):
     "Train a model with DPO from a recipe (resumes from the last checkpoint of an interrupted run)."
+    from notus.core import check_output
+    if json_report: check_output(json_report, [], ['.json'], 'JSON report')
     if check:
         r = load_recipe(recipe, override, dry_run=not _has_gpu())
         print(r)
@@ -857,7 +860,8 @@ def train_cli(
         if json_report: _write_report(out, json_report)
         return out
     r = load_recipe(recipe, override)
-    out = Path(output_dir or r.training.output_dir)
+    src = r.data.source if r.data.source not in (None, '', 'bundled') else None
+    out = check_output(output_dir or r.training.output_dir, [src, r.path], None, 'output folder')
     if fresh and out.exists():
         if not _is_run_dir(out): raise NotusError(f"{out} does not look like a notus run folder; refusing to delete it with --fresh.")
         shutil.rmtree(out)
