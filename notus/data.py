@@ -346,7 +346,11 @@ def _read_folder(path:Path, split:str, **kwargs):
     import datasets
     if any((path/f).exists() for f in ('state.json', 'dataset_dict.json')):
         try: ds = datasets.load_from_disk(str(path))
-        except Exception as e: _fail(f"{path} is not a saved datasets folder ({type(e).__name__}).")
+        except Exception as e:
+            try: no_rows = json.loads((path/'state.json').read_text())['_data_files'] == []   # datasets cannot load its own empty save
+            except Exception: no_rows = False
+            _fail(f"{path} holds no rows; an UltraFeedback input needs at least one row." if no_rows
+                  else f"{path} is not a saved datasets folder ({type(e).__name__}).")
         if isinstance(ds, datasets.DatasetDict):
             if split not in ds: _fail(f"{path} has no split {split!r} (splits: {', '.join(ds)}).")
             ds = ds[split]
@@ -517,7 +521,7 @@ def keep_rows(
     try: return pa.Table.from_arrays([one_chunk(c) for c in out.columns], schema=out.schema)
     except pa.ArrowException: return out         # a column past 2 GiB stays in chunks
 
-# %% ../nbs/00_data.ipynb #c4de8d4f
+# %% ../nbs/00_data.ipynb #c4a14c46
 def validate_table(
     table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
     rows=None,           # input row number of each row (default: 0, 1, ...)

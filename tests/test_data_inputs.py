@@ -77,6 +77,17 @@ def test_all_null_rating_column_is_missing_not_a_crash(tmp_path):
         r = notus(verb, f, '--out' if verb == 'curate' else '--output', tmp_path/f'out_{verb}')
         one_line_error(r, 'no valid rows')
 
+def test_saved_dataset_and_json_array_with_numeric_ratings(tmp_path):
+    import datasets
+    rows = [row(i, ratings=((5, 4, 3, 2), (2, 2, 2, 2))) for i in range(4)]
+    datasets.Dataset(pa.Table.from_pylist(rows)).save_to_disk(str(tmp_path/'saved'))
+    assert validate(tmp_path/'saved')['rows_kept'] == 4
+    rows[2]['completions'][0]['annotations']['honesty']['Rating'] = '3'      # strings and numbers in one JSON array
+    rows[3]['instruction'] = 'Question \ud800 3?'
+    (tmp_path/'rows.json').write_text(json.dumps(rows, indent=1))
+    rep = validate(tmp_path/'rows.json')
+    assert (rep['rows_kept'], rep['repaired_rows']) == (4, {'lone_surrogate': [3]})
+
 def test_numeric_ratings_in_jsonl_mixed_with_strings(tmp_path):
     rows = [row(i) for i in range(5)]
     rows[1]['completions'][0]['annotations']['honesty']['Rating'] = 4          # int among strings
@@ -137,10 +148,14 @@ def test_folder_of_split_files_reads_the_split(tmp_path):
 
 # --- zero rows, scores, prompts -------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize('name', ['zero.parquet', 'zero.jsonl', 'blank.jsonl', 'zero.json'])
+@pytest.mark.parametrize('name', ['zero.parquet', 'zero.jsonl', 'blank.jsonl', 'zero.json', 'zero_saved', 'zero_folder'])
 def test_zero_rows_one_rule(tmp_path, name):
     f = tmp_path/name
     if name == 'zero.parquet': pq.write_table(pa.Table.from_pylist([row(0)]).slice(0, 0), f)
+    elif name == 'zero_saved':
+        import datasets
+        datasets.Dataset(pa.Table.from_pylist([row(0)]).slice(0, 0)).save_to_disk(str(f))
+    elif name == 'zero_folder': f.mkdir(); (f/'a.jsonl').write_text(''); (f/'b.jsonl').write_text('\n')
     else: f.write_text({'zero.jsonl': '', 'blank.jsonl': '\n  \n', 'zero.json': '[]'}[name])
     one_line_error(notus('validate', f), 'holds no rows')
 
