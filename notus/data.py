@@ -521,7 +521,7 @@ def keep_rows(
     try: return pa.Table.from_arrays([one_chunk(c) for c in out.columns], schema=out.schema)
     except pa.ArrowException: return out         # a column past 2 GiB stays in chunks
 
-# %% ../nbs/00_data.ipynb #c4a14c46
+# %% ../nbs/00_data.ipynb #195565f9
 def validate_table(
     table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
     rows=None,           # input row number of each row (default: 0, 1, ...)
