@@ -131,7 +131,7 @@ class DataConfig:
     strategy:str='mean_rating'     # binarization strategy, see `notus.binarize.STRATEGIES`
     min_margin:float=0.0           # minimum chosen - rejected rating difference
     clean:bool=False               # run notus.clean's default cleaning on the pairs
-    test_size:float=0.1            # held-out prompts: a share (< 1) or a number (>= 1)
+    test_size:float|int=0.1        # held-out prompts: a share (< 1) or a number (>= 1)
     max_prompt_length:int|None=512 # truncate prompts to this many tokens when prompt + completion exceed training.max_length
     max_train_pairs:int|None=None  # keep at most this many training pairs
     max_eval_pairs:int|None=None   # keep at most this many held-out pairs
@@ -423,7 +423,9 @@ def _check_data(data:DataConfig, where:str):
     if data.strategy not in STRATEGIES: raise NotusError(f"{where}: unknown data.strategy {data.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     if data.format not in ('auto', 'ultrafeedback', 'pairs'): raise NotusError(f"{where}: data.format must be auto, ultrafeedback or pairs.")
     if data.shuffle_labels not in (False, True, 'all', 'train'): raise NotusError(f"{where}: data.shuffle_labels must be false, true/all or train.")
-    if data.test_size is None or data.test_size < 0: raise NotusError(f"{where}: data.test_size must be >= 0.")
+    from notus.binarize import test_rows
+    try: test_rows(data.test_size)                      # the rule split_pairs applies
+    except NotusError as e: raise NotusError(f"{where}: data.{e}") from None
     if data.max_prompt_length is not None and data.max_prompt_length < 1: raise NotusError(f"{where}: data.max_prompt_length must be positive.")
     _at_least(where, data__min_margin=(data.min_margin, 0), data__max_train_pairs=(data.max_train_pairs, 1),
               data__max_eval_pairs=(data.max_eval_pairs, 0))
@@ -506,8 +508,8 @@ def _as_split(d, data:DataConfig):
     from notus.binarize import split_pairs
     if isinstance(d, datasets.DatasetDict): return d
     if data.test_size == 0: return datasets.DatasetDict({'train_prefs': d, 'test_prefs': datasets.Dataset(arrow_table(d).slice(0, 0))})
-    try: return split_pairs(d, int(data.test_size) if data.test_size >= 1 else float(data.test_size), data.seed)
-    except NotusError as e: raise NotusError(f"data.{str(e).rstrip('.')}; lower data.test_size.") from None
+    try: return split_pairs(d, data.test_size, data.seed)
+    except NotusError as e: raise NotusError(f"data.{e}") from None
 
 def _cap(d, n:int|None):
     import datasets

@@ -103,12 +103,12 @@ def experiment_data(exp:Experiment)->ExperimentData:
     "Load the experiment's rows, repair a copy, split the prompts into train and test."
     from notus.data import completions_frame
     from notus.mismatch import fix_overall_score
-    from notus.binarize import uniform_draws
+    from notus.binarize import uniform_draws, test_rows
     ds = _load_rows(exp.data)
     fixed, fix = fix_overall_score(ds, **exp.fix)
     ids = completions_frame(ds).groupby('prompt_idx', sort=True).prompt_id.first().reindex(range(len(ds)), fill_value='0' * 16)
     ts = exp.data.get('test_size', 0.1)
-    n_test = int(round(ts * len(ds))) if isinstance(ts, float) and ts < 1 else int(ts)
+    n_test = test_rows(ts, len(ds))                     # the rule split_pairs applies
     if not 0 < n_test < len(ds): raise NotusError(f"test_size {ts} leaves {n_test} of {len(ds)} prompts for testing; need at least one on each side.")
     order = np.argsort(uniform_draws(ids.tolist(), int(exp.data.get('seed', 42)), salt=1), kind='stable')
     return ExperimentData(ds, fixed, fix, np.sort(order[n_test:]), np.sort(order[:n_test]))
