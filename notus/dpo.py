@@ -544,6 +544,8 @@ def prepare_pairs(
     n_clean = sum(len(v) for v in d.values()) if isinstance(d, datasets.DatasetDict) else len(d)
     if n_clean == 0: raise NotusError(f"cleaning dropped all {n_read} pairs of {where}; set data.clean: false or use other data.")
     dd = _as_split(d, data)
+    if len(dd['train_prefs']) == 0 and isinstance(d, datasets.DatasetDict):
+        raise NotusError(f"the training split of {where} holds no pairs{' after cleaning' if data.clean else ''}; give training pairs.")
     if len(dd['train_prefs']) == 0:
         raise NotusError(f"data.test_size {data.test_size:g} leaves no training pairs of {n_clean} in {where}; lower data.test_size.")
     if data.shuffle_labels:
