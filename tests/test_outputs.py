@@ -142,15 +142,25 @@ def test_zero_pairs_fails_and_writes_nothing(small, tmp_path):
 
 # --- item 8: bytes do not depend on --batch-size / --num-proc -------------------------------------------------------
 
-@pytest.mark.parametrize('suffix', ['.parquet', '.jsonl'])
-def test_bytes_do_not_depend_on_batching(small, tmp_path, suffix):
-    notus('binarize', small, '--output', f'a{suffix}', '--test-size', '0.1', cwd=tmp_path, check=0)
-    notus('binarize', small, '--output', f'b{suffix}', '--test-size', '0.1', '--batch-size', 37, '--num-proc', 2,
-          cwd=tmp_path, check=0)
-    notus('binarize', small, '--output', f'c{suffix}', '--test-size', '0.1', '--batch-size', 1, cwd=tmp_path, check=0)
-    for split in ('train_prefs', 'test_prefs'):
-        a = (tmp_path/f'a_{split}{suffix}').read_bytes()
-        assert a == (tmp_path/f'b_{split}{suffix}').read_bytes() == (tmp_path/f'c_{split}{suffix}').read_bytes()
+def test_parquet_bytes_do_not_depend_on_batching_at_64k(big, tmp_path):
+    "Page boundaries inside a Parquet column follow the Arrow chunks: one chunk, whatever the batches."
+    notus('binarize', big, '--output', 'a.parquet', cwd=tmp_path, check=0)
+    notus('binarize', big, '--output', 'b.parquet', '--batch-size', 5000, '--num-proc', 2, cwd=tmp_path, check=0)
+    assert (tmp_path/'a.parquet').read_bytes() == (tmp_path/'b.parquet').read_bytes()
+
+
+@pytest.mark.parametrize('suffix,split', [('.parquet', []), ('.jsonl', []), ('', []), ('.parquet', ['--test-size', '0.1'])])
+def test_bytes_do_not_depend_on_batching(small, tmp_path, suffix, split):
+    notus('binarize', small, '--output', f'a{suffix}', *split, cwd=tmp_path, check=0)
+    notus('binarize', small, '--output', f'b{suffix}', *split, '--batch-size', 37, '--num-proc', 2, cwd=tmp_path, check=0)
+    notus('binarize', small, '--output', f'c{suffix}', *split, '--batch-size', 1, cwd=tmp_path, check=0)
+    if suffix == '':                     # saved dataset folders (state.json holds a fingerprint of its own)
+        same = lambda d: {k: v for k, v in files(tmp_path/d).items() if k != 'state.json'}
+        assert same('a') == same('b') == same('c') and same('a')
+        return
+    for name in (['_train_prefs', '_test_prefs'] if split else ['']):
+        a = (tmp_path/f'a{name}{suffix}').read_bytes()
+        assert a == (tmp_path/f'b{name}{suffix}').read_bytes() == (tmp_path/f'c{name}{suffix}').read_bytes()
         assert len(a) > 100
 
 
@@ -161,11 +171,16 @@ def start(args, cwd):
                             stderr=subprocess.PIPE, text=True)
 
 
+def stats(folder):
+    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in Path(folder).rglob('*') if p.is_file()}
+
 def kill_when_writing(proc, folder, delay, sig=signal.SIGKILL, wait_for_output=True):
-    "Wait until a temporary output appears in `folder` (unless not `wait_for_output`), then `delay` seconds more, then send `sig`."
-    t0 = time.time()
+    "Wait until the files in `folder` start to change (unless not `wait_for_output`), then `delay` seconds more, then send `sig`."
+    t0, before = time.time(), stats(folder)
     while wait_for_output and proc.poll() is None and time.time() - t0 < 300:
-        if temporaries(folder): break
+        try:
+            if stats(folder) != before: break
+        except FileNotFoundError: break      # a file vanished between listing and stat: it is changing
         time.sleep(0.005)
     time.sleep(delay)
     if proc.poll() is None: proc.send_signal(sig)
@@ -236,16 +251,16 @@ def test_sigkill_with_test_size_and_report_keeps_the_set_together(big, tmp_path)
         sweep(d); assert temporaries(d) == []
 
 
-def test_sigkill_curate_keeps_the_previous_folder(small, tmp_path):
-    args = ['curate', small, '--out', 'cur', '--no-analysis']
+def test_sigkill_curate_keeps_the_previous_folder(big, tmp_path):
+    args = ['curate', big, '--out', 'cur', '--no-analysis']
     new = reference(args, tmp_path/'new')
     old = reference(args + ['--seed', 7], tmp_path/'old')
     strip = lambda fs: {k: v for k, v in fs.items() if not k.endswith(('report.json', 'report.md'))}   # they hold timings
     assert strip(new) != strip(old)
     seen = set()
-    for i, delay in enumerate([1.0, 2.0, 3.0, 4.0, random.uniform(1, 6)]):   # seconds after the start
+    for i, delay in enumerate([0.0, 0.05, 0.2, random.uniform(0, 0.5)]):   # seconds after writing starts
         d = tmp_path/f'run{i}'; shutil.copytree(tmp_path/'old', d)
-        kill_when_writing(start(args, d), d, delay, wait_for_output=False)
+        kill_when_writing(start(args, d), d, delay)
         sweep(d)
         got = files(d)
         assert strip(got) in (strip(old), strip(new)), delay
@@ -256,17 +271,25 @@ def test_sigkill_curate_keeps_the_previous_folder(small, tmp_path):
     assert 'old' in seen
 
 
+def interrupt(args, folder, sig, old=None, tries=3):
+    "Send `sig` while the outputs are being written (over an `old` out.jsonl); a run that finished first is tried again."
+    for _ in range(tries):
+        for p in Path(folder).iterdir(): shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if old is not None: (Path(folder)/'out.jsonl').write_text(old)
+        p = kill_when_writing(start(args, folder), folder, 0.0, sig=sig)
+        err = p.stderr.read()
+        if p.returncode in (130, 143): return p.returncode, err
+        assert p.returncode in (0, -sig), (p.returncode, err[-2000:])   # finished before the signal: complete outputs
+    pytest.fail(f'every run finished before {sig!r} arrived')
+
+
 def test_ctrl_c_prints_interrupted_and_leaves_no_partial_file(big, tmp_path):
-    (tmp_path/'out.jsonl').write_text('old\n')
-    p = start(['binarize', big, '--output', 'out.jsonl'], tmp_path)
-    kill_when_writing(p, tmp_path, 0.1, sig=signal.SIGINT)
-    assert p.returncode == 130, (p.returncode, p.stderr.read()[-2000:])
-    assert 'interrupted' in p.stderr.read()
+    rc, err = interrupt(['binarize', big, '--output', 'out.jsonl'], tmp_path, signal.SIGINT, old='old\n')
+    assert rc == 130 and 'interrupted' in err, (rc, err[-2000:])
     assert (tmp_path/'out.jsonl').read_text() == 'old\n' and temporaries(tmp_path) == []
 
 
 def test_sigterm_cleans_up_like_ctrl_c(big, tmp_path):
-    p = start(['binarize', big, '--output', 'out.parquet', '--test-size', '0.1'], tmp_path)
-    kill_when_writing(p, tmp_path, 0.05, sig=signal.SIGTERM)
-    assert p.returncode == 143 and 'terminated' in p.stderr.read()
+    rc, err = interrupt(['binarize', big, '--output', 'out.parquet', '--test-size', '0.1'], tmp_path, signal.SIGTERM)
+    assert rc == 143 and 'terminated' in err, (rc, err[-2000:])
     assert list(tmp_path.iterdir()) == []
