@@ -521,7 +521,7 @@ def keep_rows(
     try: return pa.Table.from_arrays([one_chunk(c) for c in out.columns], schema=out.schema)
     except pa.ArrowException: return out         # a column past 2 GiB stays in chunks
 
-# %% ../nbs/00_data.ipynb #195565f9
+# %% ../nbs/00_data.ipynb #0f2c8151
 def validate_table(
     table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
     rows=None,           # input row number of each row (default: 0, 1, ...)
@@ -560,7 +560,9 @@ def validate_ultrafeedback(
     try: table = conform_table(table)
     except SchemaMismatch as e: _fail(f"column {e} has a type that cannot be read as UltraFeedback; load the file with load_ultrafeedback.")
     kept, rep = validate_table(table, row_index, strict)
-    return (kept if isinstance(ds, pa.Table) else datasets.Dataset(kept)), rep
+    if isinstance(ds, pa.Table): return kept, rep
+    fp = hashlib.sha256(f'{ds._fingerprint}:validated:{strict}'.encode()).hexdigest()[:16]   # hashing the data would copy it
+    return datasets.Dataset(kept, fingerprint=fp), rep
 
 # %% ../nbs/00_data.ipynb #8d051ed9
 def load_ultrafeedback(

@@ -112,23 +112,23 @@ INVALID_KINDS = {'too_few_completions': (0.30, 'too_few_completions'), 'missing_
                  'empty_response': (0.10, 'empty_response'), 'empty_prompt': (0.05, 'empty_prompt')}
 _BAD_RATINGS = ['excellent', '0', '7', '']
 
-def _break_rows(rows:list, n:int, rate:float, seed:int)->np.ndarray:
-    "Break a share `rate` of `rows` in place (own random stream); return the kind per row ('' = intact)."
+def _invalid_plan(n:int, rate:float, seed:int)->tuple:
+    "Which of `n` rows to break and how (own random stream): kind per row ('' = intact) and the draws that place the break."
     rng = np.random.default_rng([seed, 2])
     kinds = np.array(list(INVALID_KINDS)); p = np.array([v[0] for v in INVALID_KINDS.values()])
     hit = rng.random(n) < rate
     kind = np.where(hit, kinds[rng.choice(len(kinds), size=n, p=p / p.sum())], '')
-    j, a, b = rng.integers(4, size=n), rng.integers(len(ASPECTS), size=n), rng.integers(len(_BAD_RATINGS), size=n)
-    for i in np.flatnonzero(hit):
-        r, k = rows[i], kind[i]
-        c = r['completions'][j[i]] if r['completions'] else None
-        if k == 'too_few_completions': r['completions'], r['models'] = r['completions'][:1], r['models'][:1]
-        elif k == 'missing_rating': c['annotations'][ASPECTS[a[i]]]['Rating'] = None
-        elif k == 'bad_rating': c['annotations'][ASPECTS[a[i]]]['Rating'] = _BAD_RATINGS[b[i]]
-        elif k == 'missing_field': c['response' if b[i] % 2 else 'critique'] = None
-        elif k == 'empty_response': c['response'] = ' ' * int(b[i] % 2)
-        elif k == 'empty_prompt': r['instruction'] = ' \n'
-    return kind
+    return kind, rng.integers(4, size=n), rng.integers(len(ASPECTS), size=n), rng.integers(len(_BAD_RATINGS), size=n)
+
+def _break_row(r:dict, kind:str, j:int, a:int, b:int):
+    "Break row `r` in place the way `kind` says (completion `j`, aspect `a`, variant `b`)."
+    c = r['completions'][j]
+    if kind == 'too_few_completions': r['completions'], r['models'] = r['completions'][:1], r['models'][:1]
+    elif kind == 'missing_rating': c['annotations'][ASPECTS[a]]['Rating'] = None
+    elif kind == 'bad_rating': c['annotations'][ASPECTS[a]]['Rating'] = _BAD_RATINGS[b]
+    elif kind == 'missing_field': c['response' if b % 2 else 'critique'] = None
+    elif kind == 'empty_response': c['response'] = ' ' * (b % 2)
+    elif kind == 'empty_prompt': r['instruction'] = ' \n'
 
 def _lengthen(text:str, n:int|None, q:int, start:int, t:str)->str:
     "`text` continued with quality-`q` sentences about `t` (cycled from `start`) to `n` characters; `n` None: unchanged."
@@ -214,7 +214,8 @@ def make_ultrafeedback(
     na[alleq] = False
     principle = rng.integers(len(PRINCIPLES), size=(n, k))
     opener = np.random.default_rng([seed, 1]).integers(6, size=(n, k))   # own stream: the draws above are unchanged
-    rows = []
+    broken, bj, ba, bb = _invalid_plan(n, invalid_rate, seed) if invalid_rate else (np.full(n, ''), None, None, None)
+    rows, tables = [], []          # rows become Arrow tables 4,096 at a time: memory stays near the size of the output
     from tqdm.auto import tqdm
     for i in tqdm(range(n), desc='generate', disable=True if n < 20000 else None):
         instr, src, corr, inc, _, _ = prompts[i]
@@ -235,8 +236,10 @@ def make_ultrafeedback(
                           'response': _lengthen(_OPENERS[q][o] + ' ' + _RESP[q].format(t=t, T=t[:1].upper() + t[1:]), n_, q, o, t)})
         rows.append({'source': src, 'instruction': instr, 'models': [c['model'] for c in comps],
                      'completions': comps, 'correct_answers': list(corr), 'incorrect_answers': list(inc)})
-    broken = _break_rows(rows, n, invalid_rate, seed) if invalid_rate else np.full(n, '')
-    ds = datasets.Dataset(InMemoryTable(pa.Table.from_pylist(rows, schema=ultrafeedback_schema())))
+        if broken[i]: _break_row(rows[-1], broken[i], int(bj[i]), int(ba[i]), int(bb[i]))
+        if len(rows) == 4096 or i == n - 1: tables.append(pa.Table.from_pylist(rows, schema=ultrafeedback_schema())); rows = []
+    key = repr((n_prompts, seed, asdict(rates), invalid_rate, response_chars))   # a fingerprint from the arguments: hashing the data would copy it
+    ds = datasets.Dataset(InMemoryTable(pa.concat_tables(tables)), fingerprint=hashlib.sha256(key.encode()).hexdigest()[:16])
     if not with_truth: return ds
     truth = pd.DataFrame({'prompt_idx': np.repeat(np.arange(n), k), 'completion_idx': np.tile(np.arange(k), n),
                           'inflated': inflated.ravel(), 'inflated_mid': mid.ravel(), 'honest_ten': honest.ravel(),
