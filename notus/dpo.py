@@ -179,11 +179,36 @@ HINTS = {
 
 def _fields(cls)->dict: return {f.name: f for f in dataclasses.fields(cls) if f.init}
 
-def _coerce(value, anno, where):
-    "Coerce a YAML/override value to the type of a dataclass field annotation; refuse a value of another type."
+def _annotations(cls)->dict:
+    "Each field's annotation as written in the class (`HfArgumentParser` rewrites `Optional` fields' `.type` in place)."
+    out = {}
+    for c in reversed(cls.__mro__): out.update(getattr(c, '__annotations__', {}))
+    return out
+
+def _hf_actions(cls)->dict:
+    "transformers' command-line reading of each field of the config dataclass `cls`: `{field: argparse action}`."
+    from transformers import HfArgumentParser
+    return {a.dest: a for a in HfArgumentParser(cls)._actions if a.dest != 'help'}
+
+def _by_action(value:str, action, where:str):
+    "Read a text value as transformers' `HfArgumentParser` reads it on a command line (type function and choices)."
+    from argparse import ArgumentTypeError
+    from transformers.hf_argparser import string_to_bool
+    kind = {string_to_bool: 'true or false', int: 'a whole number', float: 'a number'}.get(action.type)
+    try: v = action.type(value.strip())
+    except (ValueError, TypeError, ArgumentTypeError):
+        raise NotusError(f"{where} must be {kind or 'one of ' + ', '.join(map(str, action.choices or []))}, got {value!r}.") from None
+    if action.choices and v not in action.choices: raise NotusError(f"{where} must be one of {', '.join(map(str, action.choices))}, got {value!r}.")
+    return v
+
+def _coerce(value, anno, where, action=None):
+    "Coerce a YAML/override value to the type of a dataclass field (read by `action`, an `HfArgumentParser` action, when given)."
     from argparse import ArgumentTypeError
     from transformers.hf_argparser import string_to_bool       # transformers' own reading of a boolean flag
     t = str(anno)
+    if isinstance(value, str) and action is not None and action.type is not None and action.nargs not in ('+', '*') \
+        and not (('None' in t or 'Optional' in t) and value.strip().lower() in ('none', 'null', '~')):
+        return _by_action(value, action, where)
     only = lambda k: k in t and not any(o in t for o in {'bool', 'int', 'float', 'str', 'list', 'dict'} - {k})
     if isinstance(value, str):
         low = value.strip().lower()
@@ -218,11 +243,12 @@ def _check_keys(section:dict, known, section_name, where):
             difflib.get_close_matches(k, list(known), n=1))
         raise NotusError(f"{where}: unknown key {k!r} in section {section_name}; {hint}.")
 
-def _typed(section:dict, cls, section_name, where, extra:dict|None=None)->dict:
-    "Check the keys of `section` against `cls`'s fields (plus `extra`) and coerce their values."
+def _typed(section:dict, cls, section_name, where, extra:dict|None=None, hf:bool=False)->dict:
+    "Check the keys of `section` against `cls`'s fields (plus `extra`) and coerce their values (text as transformers reads it with `hf`)."
     fl = _fields(cls)
     _check_keys(section, set(fl) | set(extra or {}), section_name, where)
-    return {k: _coerce(v, fl[k].type, f"{where}: {section_name}.{k}") if k in fl else v for k, v in section.items()}
+    anno, acts = _annotations(cls), (_hf_actions(cls) if hf else {})
+    return {k: _coerce(v, anno.get(k, fl[k].type), f"{where}: {section_name}.{k}", acts.get(k)) if k in fl else v for k, v in section.items()}
 
 # %% ../nbs/06_dpo.ipynb #a681bc0f
 def _known_keys()->dict:
@@ -389,7 +415,7 @@ def load_recipe(
         if not isinstance(recipe.get(sec), dict): raise NotusError(f"{where}: missing section {sec!r}.")
     recipe['training'] = {ALIASES['training'].get(k, k): v for k, v in recipe['training'].items()}
     name = str(recipe.get('name') or (path.stem if path else 'recipe'))
-    m = _typed(recipe['model'], ModelConfig, 'model', where, MODEL_EXTRAS)
+    m = _typed(recipe['model'], ModelConfig, 'model', where, MODEL_EXTRAS, hf=True)
     extras = {k: m.pop(k, d) for k, d in MODEL_EXTRAS.items()}
     if not m.get('model_name_or_path'): raise NotusError(f"{where}: model.model_name_or_path is required ('tiny' builds a tiny model).")
     try: model = ModelConfig(**m)
@@ -401,7 +427,7 @@ def load_recipe(
     _check_data(data, where)
     launch = LaunchConfig(**_typed(recipe.get('launch') or {}, LaunchConfig, 'launch', where))
     from trl import DPOConfig
-    tr = _typed(recipe['training'], DPOConfig, 'training', where, ALIASES['training'])
+    tr = _typed(recipe['training'], DPOConfig, 'training', where, ALIASES['training'], hf=True)
     tr.setdefault('output_dir', f'runs/{name}')
     tr['trust_remote_code'] = bool(extras['trust_remote_code'])
     training = _dpo_config(tr, where, dry_run)
