@@ -249,7 +249,10 @@ class _LineNumbers:
     def __call__(self, pos:int)->int:
         with open(self.path, 'rb') as f:
             f.seek(self.pos)
-            self.line += f.read(pos - self.pos).count(b'\n'); self.pos = pos
+            while self.pos < pos:
+                buf = f.read(min(pos - self.pos, JSON_BLOCK_BYTES))
+                if not buf: break
+                self.line += buf.count(b'\n'); self.pos += len(buf)
         return self.line
 
 _ESCAPED_SURROGATE = re.compile(rb'\\u[dD][89a-fA-F]')
@@ -521,7 +524,7 @@ def keep_rows(
     try: return pa.Table.from_arrays([one_chunk(c) for c in out.columns], schema=out.schema)
     except pa.ArrowException: return out         # a column past 2 GiB stays in chunks
 
-# %% ../nbs/00_data.ipynb #0f2c8151
+# %% ../nbs/00_data.ipynb #5f1749d7
 def validate_table(
     table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
     rows=None,           # input row number of each row (default: 0, 1, ...)
