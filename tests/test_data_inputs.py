@@ -99,15 +99,16 @@ def test_numeric_ratings_in_jsonl_mixed_with_strings(tmp_path):
 # --- text that Python cannot encode ---------------------------------------------------------------------------------
 
 def test_lone_surrogate_is_replaced_and_counted_in_every_verb(tmp_path):
-    rows = [row(i) for i in range(8)]
-    lines = [json.dumps(r) for r in rows]
-    lines[2] = lines[2].replace('Question 2?', 'Question \\ud800 2?')
-    lines[5] = lines[5].replace('Answer b to 5.', 'Answer \\udfff b to 5.')
-    lines[6] = lines[6].replace('Question 6?', 'Question \\ud83d\\ude00 6?')   # a valid pair (emoji): untouched
+    from notus.synthetic import make_ultrafeedback
+    rows = make_ultrafeedback(80, seed=1).to_list()
+    rows[2]['instruction'] = 'Question LONE 2?'
+    rows[5]['completions'][1]['response'] += ' LOW'
+    rows[6]['instruction'] = 'Question PAIR 6?'
+    text = '\n'.join(json.dumps(r) for r in rows) + '\n'
     f = tmp_path/'surrogate.jsonl'
-    f.write_text('\n'.join(lines) + '\n')
+    f.write_text(text.replace('LONE', '\\ud800').replace('LOW', '\\udfff').replace('PAIR', '\\ud83d\\ude00'))  # escapes, as JSON writes them
     rep = validate(f)
-    assert (rep['rows_kept'], rep['repaired_rows']) == (8, {'lone_surrogate': [2, 5]})
+    assert (rep['rows_kept'], rep['repaired_rows']) == (80, {'lone_surrogate': [2, 5]})
     for verb in (('analyze', '--out', tmp_path/'an'), ('mismatch',), ('binarize', '--output', tmp_path/'p.jsonl'),
                  ('curate', '--out', tmp_path/'cur')):
         r = notus(verb[0], f, *verb[1:])
