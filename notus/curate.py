@@ -35,11 +35,11 @@ def _md_report(r:dict)->str:
     return '\n'.join(lines) + '\n'
 
 def _analysis_report():
-    "The function that writes the analysis report (plots, suspicious records), or None without the plotting extras."
+    "`notus.analyze.analysis_report` (plots, suspicious records), or the reason it cannot be imported (the plotting extras missing)."
     try:
-        from notus import analysis
-        return getattr(analysis, 'analysis_report', None)
-    except ImportError: return None
+        from notus.analyze import analysis_report
+        return analysis_report
+    except ImportError as e: return f"the analysis needs the plotting extras (pip install 'notus[plots]'): {e}"
 
 def curate_paths(
     source,                       # the input (file, folder, hub id or None for the bundled sample)
@@ -89,9 +89,9 @@ def curate(
         for k, v in splits.items(): write_pairs(v, tmp/f'{k}.parquet')
         step('written')
         write_analysis = _analysis_report() if analysis else None
-        if write_analysis is not None:
-            report['analysis'] = str(out/Path(write_analysis(ds, tmp/'analysis')).relative_to(tmp))
-        elif analysis: report['analysis_skipped'] = 'the plotting extras are not installed (pip install notus[plots])'
+        if callable(write_analysis):
+            report['analysis'] = str(out/Path(write_analysis(ds, tmp/'analysis', validation=vrep)).relative_to(tmp))
+        elif analysis: report['analysis_skipped'] = write_analysis
         step('reported')
         bar.close()
         report['seconds'] = round(time.time() - t0, 2)
