@@ -61,7 +61,7 @@ for _i, _ch in enumerate(b'0123456789abcdef'): _HEX[_ch] = _HEX[ord(chr(_ch).upp
 
 def draw_keys(prompt_ids)->np.ndarray:
     "A 64-bit key per prompt id: its first 16 hex digits when it starts with them (SHA-256 ids), else a hash of the string."
-    a = pa.array(np.asarray(prompt_ids, object) if not isinstance(prompt_ids, (pa.Array, pa.ChunkedArray)) else prompt_ids)
+    a = prompt_ids if isinstance(prompt_ids, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(prompt_ids, object), from_pandas=True)
     if isinstance(a, pa.ChunkedArray): a = a.combine_chunks()
     a = pc.fill_null(a.cast(pa.string()), '')
     head = np.asarray(pc.binary_slice(a.cast(pa.binary()), 0, 16).to_numpy(zero_copy_only=False), dtype='S16')
@@ -77,6 +77,7 @@ def draw_keys(prompt_ids)->np.ndarray:
 
 def uniform_draws(prompt_ids, seed:int=42, salt:int=0)->np.ndarray:
     "A uniform number in [0, 1) per prompt id (any string; SHA-256 hex ids use their first 16 digits), a pure function of (seed, salt, prompt id)."
+    if not hasattr(prompt_ids, '__len__'): prompt_ids = list(prompt_ids)
     if len(prompt_ids) == 0: return np.zeros(0)
     head = draw_keys(prompt_ids)
     key = _splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], np.uint64) ^ np.uint64(salt))[0]
@@ -326,7 +327,7 @@ def to_flat(pairs)->'datasets.Dataset':
         'rejected_response': text('rejected'), 'rejected_avg_rating': t.column('rejected_rating'),
         'rejected_model': t.column('rejected_model'), 'strategy': t.column('strategy')}))
 
-# %% ../nbs/03_binarize.ipynb #70600295
+# %% ../nbs/03_binarize.ipynb #0ef9326d
 def test_rows(
     test_size:float|int,   # share (0 <= x < 1) or whole number of prompts
     n:int|None=None,       # number of prompts (None: only check the value)
