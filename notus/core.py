@@ -8,11 +8,12 @@ Docs: https://notus-dev.github.io/notus/core.html.md"""
 from __future__ import annotations
 import os, re, shutil, secrets
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['NotusError', 'sweep_temporaries', 'atomic_path', 'atomic_paths', 'check_output', 'check_count', 'shared_data_dir',
-           'shared_file']
+__all__ = ['NotusError', 'sweep_temporaries', 'atomic_path', 'atomic_paths', 'check_output', 'check_count', 'Accounting',
+           'shared_data_dir', 'shared_file']
 
 # %% ../nbs/00_core.ipynb #7d897a1b
 class NotusError(Exception):
@@ -145,6 +146,42 @@ def check_count(
     except (TypeError, ValueError, OverflowError): ok = False
     if not ok or int(value) < minimum: raise NotusError(f"{what} must be a whole number >= {minimum}, got {value!r}.")
     return int(value)
+
+# %% ../nbs/00_core.ipynb #acc0e1a1
+@dataclass(kw_only=True)
+class Accounting:
+    "Rows in, rows out and the ids of dropped rows per reason: the base of every stage's report."
+    rows_in:int=0                             # rows (or prompts, or pairs) the stage read
+    rows_out:int=0                            # rows it passed on
+    dropped:dict=field(default_factory=dict)  # reason -> ids of the dropped rows
+    unit = 'rows'                             # what a row is, in `__str__`
+    ids_key = 'dropped_ids'                   # the key of the dropped ids in `to_dict(ids=True)`
+
+    @property
+    def rows_dropped(self)->int: return sum(len(v) for v in self.dropped.values())
+    @property
+    def counts(self)->dict: return {k: len(v) for k, v in self.dropped.items()}
+
+    def drop(self, reason:str, ids)->Accounting:
+        "Record `ids` (any iterable: list, numpy or Arrow array) as dropped for `reason`."
+        ids = ids.tolist() if hasattr(ids, 'tolist') else ids.to_pylist() if hasattr(ids, 'to_pylist') else list(ids)
+        if ids: self.dropped.setdefault(reason, []).extend(ids)
+        return self
+
+    def check(self)->Accounting:
+        "Assert rows in = rows out + rows dropped."
+        assert self.rows_in == self.rows_out + self.rows_dropped, (type(self).__name__, self.rows_in, self.rows_out, self.counts)
+        return self
+
+    def to_dict(self, ids:bool=False)->dict:
+        "The counts as a JSON-able dict; with `ids`, the dropped ids per reason too."
+        d = {'rows_in': self.rows_in, 'rows_out': self.rows_out, 'rows_dropped': self.rows_dropped,
+             'dropped_by_reason': self.counts}
+        return d | ({self.ids_key: {k: list(v) for k, v in self.dropped.items()}} if ids else {})
+
+    def __str__(self):
+        s = f"{self.rows_in} {self.unit} in, {self.rows_out} out, {self.rows_dropped} dropped"
+        return s + ''.join(f"\n  {k}: {v}" for k, v in self.counts.items())
 
 # %% ../nbs/00_core.ipynb #6d8f83a7
 def shared_data_dir()->Path|None:
