@@ -6,20 +6,24 @@ Docs: https://notus-dev.github.io/notus/cli.html.md"""
 
 # %% ../nbs/09_cli.ipynb #1d9a9fce
 from __future__ import annotations
-import sys, importlib, signal, threading
+import sys, os, importlib, signal, threading, warnings, contextlib, json, types, typing
 import argparse, inspect
+from pathlib import Path
 from fastcore.docments import docments
+from . import __version__
 
 # %% auto #0
-__all__ = ['VERBS', 'verb_parser', 'Terminated', 'main', 'cli']
+__all__ = ['VERBS', 'EXTRAS', 'QUIET_WARNINGS', 'LOCAL_HINT', 'load_error', 'load_verb', 'arg_spec', 'add_options',
+           'build_parser', 'usage', 'to_json', 'quiet_libraries', 'offline_hint', 'Terminated', 'main', 'cli']
 
 # %% ../nbs/09_cli.ipynb #3efe470e
 VERBS = {
     'validate': 'notus.data:validate_cli',
     'generate-data': 'notus.synthetic:generate_data_cli',
-    'analyze': 'notus.analysis:analyze_cli',
+    'analyze': 'notus.analyze:analyze_cli',
     'mismatch': 'notus.mismatch:mismatch_cli',
     'binarize': 'notus.binarize:binarize_cli',
+    'clean': 'notus.clean:clean_cli',
     'curate': 'notus.curate:curate_cli',
     'review': 'notus.review:review_cli',
     'train': 'notus.dpo:train_cli',
@@ -28,73 +32,253 @@ VERBS = {
     'experiment': 'notus.experiment:experiment_cli',
 }
 
-def _load(verb):
-    "The verb's function; an `ImportError` (a missing extra, a broken module) propagates."
-    mod, fn = VERBS[verb].split(':')
+# %% ../nbs/09_cli.ipynb #4c6a7e21
+EXTRAS = {'torch': 'train', 'transformers': 'train', 'trl': 'train', 'peft': 'train', 'accelerate': 'train',
+          'tokenizers': 'train', 'safetensors': 'train', 'matplotlib': 'plots', 'seaborn': 'plots',
+          'argilla': 'review', 'requests': 'review'}
+
+def load_error(
+    verb:str,         # the verb, as typed
+    spec:str,         # its `module:function`
+    err:Exception,    # the `ImportError` or `AttributeError` raised while loading it
+)->str:
+    "One sentence saying why `verb` cannot run: the extra to install for a missing package, else what failed to load."
+    name = (getattr(err, 'name', None) or '').split('.')[0]
+    if name in EXTRAS:
+        return (f"notus {verb} needs {name}, which is not installed; install the {EXTRAS[name]} extra: "
+                f"pip install \"notus[{EXTRAS[name]}]\".")
+    return f"notus {verb}: cannot load {spec} ({err}); reinstall notus, or pip install \"notus[all]\" for every extra."
+
+# %% ../nbs/09_cli.ipynb #7d3e2f44
+def load_verb(spec:str):
+    "The function named by `spec` (`module:function`); an `ImportError` or `AttributeError` propagates."
+    mod, fn = spec.split(':')
     return getattr(importlib.import_module(mod), fn)
 
-def _resolve(verb):
-    try: return _load(verb)
-    except (ImportError, AttributeError): return None
+def _summary(func)->str:
+    "First line of a function's docstring."
+    return ((func.__doc__ or '').strip().splitlines() or [''])[0]
 
-def _usage():
-    avail = [v for v in VERBS if _resolve(v) is not None]
-    return "usage: notus VERB [options]   (notus VERB --help for a verb's options)\nverbs: " + ', '.join(avail)
+# %% ../nbs/09_cli.ipynb #8e4f3055
+def _number(s:str)->int|float:
+    "A whole number as `int`, anything else as `float`."
+    try: return int(s)
+    except ValueError: return float(s)
 
-# %% ../nbs/09_cli.ipynb #a64a532c
-def verb_parser(func, prog:str)->argparse.ArgumentParser:
-    "An argparse parser for `func`: first parameter positional, the rest options, help from docments."
-    p = argparse.ArgumentParser(prog=prog, description=(func.__doc__ or '').strip())
-    docs = docments(func, full=True)
-    hints = {}
-    try:
-        import typing; hints = typing.get_type_hints(func)
-    except Exception: pass
-    names = {'int': int, 'float': float, 'bool': bool, 'str': str, 'list': list, 'tuple': tuple}
-    for i, (name, d) in enumerate(docs.items()):
-        if isinstance(d.anno, str): d.anno = hints.get(name, names.get(d.anno.split('|')[0].strip(), d.anno))
-        if name == 'return' or d.anno is inspect.Parameter.empty and d.default is inspect.Parameter.empty and name in ('args', 'kwargs'): continue
-        has_default = d.default is not inspect.Parameter.empty
-        anno = d.anno if isinstance(d.anno, type) else None
-        kw = dict(help=(d.docment or '') + (f' (default: {d.default})' if has_default and d.default not in (None, False) else ''))
+def _kinds(anno)->set:
+    "The plain types an annotation allows (`str|None` -> {str}, `list[str]` -> {list}), None dropped."
+    if isinstance(anno, str):
+        names = {'int': int, 'float': float, 'bool': bool, 'str': str, 'list': list, 'tuple': tuple, 'dict': dict}
+        return {names.get(a.strip().split('[')[0]) for a in anno.split('|')} - {None}
+    if typing.get_origin(anno) in (typing.Union, types.UnionType): return set().union(*map(_kinds, typing.get_args(anno)))
+    anno = typing.get_origin(anno) or anno
+    return {anno} if isinstance(anno, type) and anno not in (type(None), inspect.Parameter.empty) else set()
+
+def arg_spec(
+    anno,      # the parameter's annotation (a type, `X|None`, or its text)
+    default,   # its default (`inspect.Parameter.empty` when none)
+)->dict:
+    "`add_argument` keywords for one option: its type, `nargs` or action, from the annotation and default."
+    k, empty = _kinds(anno), inspect.Parameter.empty
+    if bool in k or isinstance(default, bool): return dict(action=argparse.BooleanOptionalAction)
+    if k & {list, tuple} or isinstance(default, (list, tuple)): return dict(nargs='*')
+    if {int, float} <= k: return dict(type=_number)
+    for t in (int, float):
+        if t in k or (not k and type(default) is t): return dict(type=t)
+    return {}
+
+# %% ../nbs/09_cli.ipynb #b1728388
+def add_options(
+    p:argparse.ArgumentParser,  # the (sub-)parser to fill
+    func,                       # a `*_cli` function
+)->set:
+    "Add `func`'s parameters to `p` (first one positional, help from docments); return their names."
+    try: sig = inspect.signature(func, eval_str=True)
+    except Exception: sig = inspect.signature(func)
+    docs = docments(func)
+    params = [q for q in sig.parameters.values() if q.kind not in (q.VAR_POSITIONAL, q.VAR_KEYWORD)]
+    for i, q in enumerate(params):
+        has = q.default is not q.empty
+        kw = arg_spec(q.annotation, q.default)
+        help = (docs.get(q.name) or '').replace('%', '%%')
+        if has and q.default not in (None, False, (), []) and 'action' not in kw: help += ' (default: %(default)s)'
         if i == 0:
-            p.add_argument(name, nargs='?' if has_default else None, default=d.default if has_default else None,
-                           type=anno if anno in (int, float) else None, **kw)
-        elif anno is bool or isinstance(d.default, bool): p.add_argument('--' + name.replace('_', '-'), dest=name, action='store_true', **kw)
-        elif anno in (list, tuple) or isinstance(d.default, (list, tuple)):
-            p.add_argument('--' + name.replace('_', '-'), dest=name, nargs='*', default=d.default if has_default else None, **kw)
+            if 'action' in kw: kw = {}
+            if kw.get('nargs') == '*' and not has: kw['nargs'] = '+'
+            elif has: kw.setdefault('nargs', '?')
+            p.add_argument(q.name, default=q.default if has else None, help=help, **kw)
         else:
-            p.add_argument('--' + name.replace('_', '-'), dest=name, default=d.default if has_default else None,
-                           required=not has_default, type=anno if anno in (int, float) else None, **kw)
+            p.add_argument('--' + q.name.replace('_', '-'), dest=q.name, default=q.default if has else None,
+                           required=not has, help=help, **kw)
+    return {q.name for q in params}
+
+# %% ../nbs/09_cli.ipynb #06c7dddd
+def _esc(s:str)->str: return s.replace('%', '%%')
+
+def _verb_parser(sub, name:str, spec, parsers:dict, prefix:str=''):
+    "Add verb (or sub-action) `name` to the sub-parsers `sub`, recording it in `parsers` under its full name."
+    full = f"{prefix}{name}"
+    if isinstance(spec, dict):
+        mod = None
+        with contextlib.suppress(ImportError): mod = importlib.import_module(next(iter(spec.values())).split(':')[0])
+        desc = ((getattr(mod, '__doc__', None) or '').strip().split('\n')[0].split('. ')[0].rstrip('.') + '.') if mod else ''
+        p = parsers[full] = sub.add_parser(name, help=_esc(f"{'|'.join(spec)}: {desc}"), description=_esc(desc))
+        actions = p.add_subparsers(title='actions', metavar='ACTION', dest='_action', required=True)
+        for a, s in spec.items(): _verb_parser(actions, a, s, parsers, full + ' ')
+        return p
+    try: func = load_verb(spec)
+    except (ImportError, AttributeError) as e:
+        p = parsers[full] = sub.add_parser(name, help="(not available here: run it to see why)", add_help=False)
+        p.add_argument('_rest', nargs='*')
+        p.set_defaults(_func=None, _error=e, _spec=spec)
+        return p
+    p = parsers[full] = sub.add_parser(name, help=_esc(_summary(func)), description=_esc((func.__doc__ or '').strip()))
+    names = add_options(p, func)
+    if 'json' not in names: p.add_argument('--json', dest='_json', action='store_true', help="print the report as JSON on standard output (the verb's other lines go to standard error)")
+    if 'json_report' not in names: p.add_argument('--json-report', dest='_json_report', metavar='FILE', help='also write the report to this JSON file')
+    p.set_defaults(_func=func, _spec=spec, _error=None)
     return p
 
-# %% ../nbs/09_cli.ipynb #9986026a
+def build_parser(
+    verbs:dict|None=None,   # verb -> `module:function` or dict of sub-actions (default: `VERBS`)
+    only:str|None=None,     # build only this verb (what `notus VERB ...` needs)
+)->argparse.ArgumentParser:
+    "The `notus` parser: one sub-parser per verb, sub-sub-parsers for sub-actions, options from each verb's signature."
+    verbs = VERBS if verbs is None else verbs
+    p = argparse.ArgumentParser(prog='notus', description='Data-first preference tuning of chat models: '
+                                'validate and analyse UltraFeedback, binarize, clean, review, DPO-train, evaluate.',
+                                epilog='notus VERB --help shows the options of a verb.')
+    p.add_argument('--version', action='version', version=f'notus {__version__}')
+    sub = p.add_subparsers(title='verbs', metavar='VERB', dest='_verb')
+    p.verb_parsers = {}
+    for name, spec in verbs.items():
+        if only is None or name == only: _verb_parser(sub, name, spec, p.verb_parsers)
+    return p
+
+def usage(
+    verb:str,   # a verb, or a verb and sub-action ('review push')
+)->str:
+    "The help of `notus VERB`, as the parser prints it."
+    return build_parser(only=verb.split()[0]).verb_parsers[verb].format_help()
+
+# %% ../nbs/09_cli.ipynb #5b1c3232
+def to_json(
+    result,  # what a verb returned
+)->dict:
+    "A JSON-able dict of a verb's result."
+    if result is None: return {}
+    if isinstance(result, dict): return result
+    if hasattr(result, 'to_dict') and not hasattr(result, 'to_json'): return result.to_dict()
+    if hasattr(result, 'to_json'): return {'records': json.loads(result.to_json(orient='records', force_ascii=False))}
+    if isinstance(result, (str, Path)): return {'output': str(result)}
+    return {'result': result}
+
+# %% ../nbs/09_cli.ipynb #8e4f6565
+QUIET_WARNINGS = [
+    (FutureWarning, r'.*(deprecated|will be removed|renamed).*', r'(transformers|trl|accelerate|peft|torch)(\..*)?'),
+    (UserWarning, r'.*(To copy construct from a tensor|`torch_dtype` is deprecated).*', ''),
+]
+
+def quiet_libraries(
+    tty:bool|None=None,  # is standard error a terminal? (None: ask it)
+):
+    "No progress bars unless standard error is a terminal; no repeated library warnings; offline means offline."
+    tty = sys.stderr.isatty() if tty is None else tty
+    if not tty:
+        for k in ('HF_DATASETS_DISABLE_PROGRESS_BARS', 'HF_HUB_DISABLE_PROGRESS_BARS'): os.environ.setdefault(k, '1')
+        if 'datasets' in sys.modules:
+            with contextlib.suppress(Exception): sys.modules['datasets'].disable_progress_bars()
+    os.environ.setdefault('TRANSFORMERS_NO_ADVISORY_WARNINGS', '1')
+    os.environ.setdefault('TRANSFORMERS_VERBOSITY', 'error')
+    if os.environ.get('HF_HUB_OFFLINE') == '1' or os.environ.get('HF_DATASETS_OFFLINE') == '1':
+        os.environ['HF_HUB_OFFLINE'] = os.environ['HF_DATASETS_OFFLINE'] = '1'
+    for cat, msg, mod in QUIET_WARNINGS: warnings.filterwarnings('ignore', message=msg, category=cat, module=mod)
+
+# %% ../nbs/09_cli.ipynb #a0618701
+import re, socket
+from urllib.parse import urlparse
+_HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*/[\w.-]+$')
+LOCAL_HINT = ("to work without the hub, give a local copy instead: a .parquet, .jsonl or .json file, "
+              "or a folder written by datasets' save_to_disk.")
+
+def _go_offline():
+    "Make `datasets` and `huggingface_hub` offline for this process (also when they are already imported)."
+    os.environ['HF_HUB_OFFLINE'] = os.environ['HF_DATASETS_OFFLINE'] = '1'
+    for mod, attr in (('huggingface_hub.constants', 'HF_HUB_OFFLINE'), ('datasets.config', 'HF_HUB_OFFLINE'),
+                      ('datasets.config', 'HF_DATASETS_OFFLINE')):
+        if mod in sys.modules: setattr(sys.modules[mod], attr, True)
+
+def offline_hint(
+    source,             # the verb's input as given (a path, a hub id, or None)
+    timeout:float=3.0,  # seconds for the one connection to the hub
+)->str|None:
+    "If `source` is a hub id and the hub is offline or unreachable: go offline and return a hint; else None."
+    if not isinstance(source, str) or not _HUB_ID.match(source) or Path(source).exists(): return None
+    if os.environ.get('HF_HUB_OFFLINE') == '1' or os.environ.get('HF_DATASETS_OFFLINE') == '1': _go_offline(); return LOCAL_HINT
+    if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')): return None
+    url = urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co'))
+    try: socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close(); return None
+    except OSError: _go_offline(); return LOCAL_HINT
+
+# %% ../nbs/09_cli.ipynb #b1729898
 class Terminated(KeyboardInterrupt):
     "SIGTERM, raised like Ctrl-C so that every temporary output is removed on the way out."
 
 def _on_sigterm(signum, frame): raise Terminated()
 
+def _run(args, verb:str):
+    "Call the parsed verb; print or write its JSON report; returns the report."
+    from notus.core import check_output, atomic_path
+    kw = {k: v for k, v in vars(args).items() if not k.startswith('_')}
+    args._hint = offline_hint(next(iter(kw.values()), None))
+    as_json, report = getattr(args, '_json', False), getattr(args, '_json_report', None)
+    if report is not None:
+        first = next(iter(kw.values()), None)
+        check_output(report, [first] if isinstance(first, str) else [], ['.json'], 'JSON report')
+    if as_json:
+        with contextlib.redirect_stdout(sys.stderr): result = args._func(**kw)
+    else: result = args._func(**kw)
+    if as_json or report is not None:
+        text = json.dumps(to_json(result), indent=2, default=str, ensure_ascii=False)
+        if as_json: print(text)
+        if report is not None:
+            with atomic_path(report) as tmp: Path(tmp).write_text(text + '\n', encoding='utf-8')
+            print(f"wrote {report}", file=sys.stderr)
+    return result
+
+# %% ../nbs/09_cli.ipynb #c283a9a9
 def main(argv:list|None=None)->int:
-    "Entry point of the `notus` command: dispatch to the verb's `*_cli` function."
+    "Entry point of the `notus` command: parse, run the verb, and turn user errors into one sentence and exit 2."
     from notus.core import NotusError
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ('-h', '--help'): print(_usage()); return 0
-    verb, rest = argv[0], argv[1:]
-    if verb not in VERBS: print(f"notus: unknown verb {verb!r}\n{_usage()}", file=sys.stderr); return 2
-    try: func = _load(verb)
-    except (ImportError, AttributeError) as e:
-        print(f"notus {verb}: cannot load {VERBS[verb]} ({e}); install the extra it needs, e.g. pip install 'notus[all]'.", file=sys.stderr)
+    if not argv: print(build_parser().format_help()); return 0
+    verb = argv[0]
+    if not verb.startswith('-') and verb not in VERBS:
+        print(f"notus: unknown verb {verb!r}; the verbs are: {', '.join(VERBS)} (notus --help describes them).", file=sys.stderr)
         return 2
-    p = verb_parser(func, prog=f'notus {verb}')
-    args = p.parse_args(rest)
+    quiet_libraries()
+    parser = build_parser(only=None if verb.startswith('-') else verb)
+    try:
+        args, extra = parser.parse_known_args(argv)
+        name = verb + (f" {args._action}" if getattr(args, '_action', None) else '')
+        if getattr(args, '_error', None) is not None: print(load_error(name, args._spec, args._error), file=sys.stderr); return 2
+        if extra: parser.verb_parsers.get(name, parser).error(f"unrecognized arguments: {' '.join(extra)}")
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 2
+    if getattr(args, '_func', None) is None: print(parser.format_help()); return 0
     if threading.current_thread() is threading.main_thread(): signal.signal(signal.SIGTERM, _on_sigterm)
-    try: func(**vars(args))
-    except NotusError as e: print(f"notus {verb}: error: {e}", file=sys.stderr); return 2
-    except FileNotFoundError as e: print(f"notus {verb}: error: {e.filename or e}: no such file.", file=sys.stderr); return 2
+    try: _run(args, name)
+    except NotusError as e:
+        hint = getattr(args, '_hint', None)
+        print(f"notus {name}: error: {str(e).rstrip('.')}" + (f"; {hint}" if hint else '.' if str(e).endswith('.') else ''), file=sys.stderr)
+        return 2
+    except FileNotFoundError as e: print(f"notus {name}: error: {e.filename or e}: no such file.", file=sys.stderr); return 2
     except OSError as e:      # permissions, a full disk, a path that is a folder...: the system's words, one line
-        print(f"notus {verb}: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}.", file=sys.stderr); return 2
-    except Terminated: print(f"notus {verb}: terminated; no partial output was left", file=sys.stderr); return 143
-    except KeyboardInterrupt: print(f"notus {verb}: interrupted; no partial output was left", file=sys.stderr); return 130
+        print(f"notus {name}: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}.", file=sys.stderr); return 2
+    except ImportError as e:  # an extra the verb imports only when it runs
+        if (getattr(e, 'name', None) or '').split('.')[0] not in EXTRAS: raise
+        print(load_error(name, args._spec, e), file=sys.stderr); return 2
+    except Terminated: print(f"notus {name}: terminated; no partial output was left", file=sys.stderr); return 143
+    except KeyboardInterrupt: print(f"notus {name}: interrupted; no partial output was left", file=sys.stderr); return 130
     return 0
 
 def cli(): sys.exit(main())
