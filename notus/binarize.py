@@ -6,21 +6,29 @@ Docs: https://notus-dev.github.io/notus/binarize.html.md"""
 
 # %% ../nbs/03_binarize.ipynb #84b29e72
 from __future__ import annotations
+from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import ASPECTS, NotusError, completions_frame, arrow_table, _completions, _field
+from .data import ASPECTS, NotusError, completions_frame, arrow_table, flat_completions, struct_field
 from .core import atomic_paths, check_output, check_count
 from .pairs import PAIRS_SUFFIXES, write_pairs
 
+if TYPE_CHECKING: import datasets
+
 # %% auto #0
-__all__ = ['STRATEGIES', 'PAIR_COLUMNS', 'SPLITS', 'DATASET_MARKERS', 'save_pairs', 'weighted_mean', 'rating_matrix', 'draw_keys',
-           'uniform_draws', 'strategy_mean_rating', 'strategy_overall_score', 'strategy_best_worst', 'select_pairs',
-           'BinarizeReport', 'binarize', 'to_flat', 'test_rows', 'split_pairs', 'Comparison', 'compare',
-           'chosen_differs', 'output_paths', 'report_path', 'write_outputs', 'check_pairs', 'binarize_cli']
+__all__ = ['SALT_REJECTED', 'SALT_SPLIT', 'SALT_FLIP', 'STRATEGIES', 'PAIR_COLUMNS', 'SPLITS', 'DATASET_MARKERS',
+           'aspect_weights', 'weighted_mean', 'rating_matrix', 'draw_keys', 'uniform_draws', 'strategy_mean_rating',
+           'strategy_overall_score', 'strategy_best_worst', 'select_pairs', 'BinarizeReport', 'binarize', 'to_flat',
+           'test_rows', 'split_pairs', 'choice_frames', 'joined_choices', 'choice_confusion', 'differs_by',
+           'choice_examples', 'Comparison', 'compare_choices', 'overlap_matrix', 'output_paths', 'report_path',
+           'write_outputs', 'check_pairs']
 
 # %% ../nbs/03_binarize.ipynb #017daa9b
-def _weights(aspects=None, weights=None)->np.ndarray:
+def aspect_weights(
+    aspects:list|None=None,   # aspects that count (default: all four)
+    weights:dict|None=None,   # per-aspect weights (default: 1 each)
+)->np.ndarray:
     "Weights of the four aspects from an aspect subset and/or a dict of weights."
     if weights is not None:
         bad = set(weights) - set(ASPECTS)
@@ -34,7 +42,7 @@ def _weights(aspects=None, weights=None)->np.ndarray:
 
 def weighted_mean(cf:pd.DataFrame, aspects:list|None=None, weights:dict|None=None)->np.ndarray:
     "Per completion, the weighted mean of its rated aspects (NaN if none of the weighted aspects is rated)."
-    r = cf[ASPECTS].to_numpy(float); w = _weights(aspects, weights)
+    r = cf[ASPECTS].to_numpy(float); w = aspect_weights(aspects, weights)
     rated = ~np.isnan(r) & (w > 0)
     den = (rated * w).sum(1)
     with np.errstate(all='ignore'): return np.where(den > 0, np.nansum(np.where(rated, r, 0) * w, 1) / den, np.nan)
@@ -75,7 +83,11 @@ def draw_keys(prompt_ids)->np.ndarray:
         keys[~is_hex] = pd.util.hash_array(other, categorize=False)
     return keys
 
-def uniform_draws(prompt_ids, seed:int=42, salt:int=0)->np.ndarray:
+SALT_REJECTED = 0   # binarization: which lower-rated completion becomes the rejected one
+SALT_SPLIT = 1      # `split_pairs`: which prompts go to the test split
+SALT_FLIP = 2       # `notus.dpo.flip_labels`: which pairs get their labels swapped
+
+def uniform_draws(prompt_ids, seed:int=42, salt:int=SALT_REJECTED)->np.ndarray:
     "A uniform number in [0, 1) per prompt id (any string; SHA-256 hex ids use their first 16 digits), a pure function of (seed, salt, prompt id)."
     if not hasattr(prompt_ids, '__len__'): prompt_ids = list(prompt_ids)
     if len(prompt_ids) == 0: return np.zeros(0)
@@ -182,7 +194,7 @@ def select_pairs(
         p, c, r, why = _all_pairs(mean, min_margin)
     else:
         ids = cf.groupby('prompt_idx', sort=True).prompt_id.first().reindex(range(n), fill_value='0' * 16)
-        u = uniform_draws(ids.tolist(), seed)
+        u = uniform_draws(ids.tolist(), seed, salt=SALT_REJECTED)
         chosen, rejected, why = STRATEGIES[strategy](mean, score, u, min_margin)
         p = np.flatnonzero(why == None); c, r = chosen[p], rejected[p]
     out = pd.DataFrame({'prompt_idx': p, 'chosen_idx': c, 'rejected_idx': r,
@@ -236,12 +248,12 @@ PAIR_COLUMNS = ['prompt_id', 'prompt', 'chosen', 'rejected', 'chosen_rating', 'r
 
 def _pairs_table(table, cf, sp, strategy):
     "Build the Arrow table of pairs from the source rows and the selected indices."
-    comps, parents, col = _completions(table)
+    comps, parents, col = flat_completions(table)
     starts = col.offsets.to_numpy()[:-1]
     ci = pa.array(starts[sp.prompt_idx.to_numpy()] + sp.chosen_idx.to_numpy(), pa.int64())
     ri = pa.array(starts[sp.prompt_idx.to_numpy()] + sp.rejected_idx.to_numpy(), pa.int64())
     pi = pa.array(sp.prompt_idx.to_numpy(), pa.int64())
-    resp, model = _field(comps, 'response'), _field(comps, 'model')
+    resp, model = struct_field(comps, 'response'), struct_field(comps, 'model')
     ids = cf.groupby('prompt_idx', sort=True).prompt_id.first()
     instr = pc.take(table.column('instruction').combine_chunks(), pi)
     return pa.table({
@@ -292,7 +304,7 @@ def binarize(
     import datasets
     from tqdm.auto import tqdm
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
-    _weights(aspects, weights)
+    aspect_weights(aspects, weights)
     batch_size, num_proc = check_count(batch_size, 'batch_size'), check_count(num_proc, 'num_proc', optional=False)
     table = arrow_table(ds)
     n = table.num_rows
@@ -316,7 +328,7 @@ def binarize(
     return datasets.Dataset(out, fingerprint=fp), rep.check()
 
 # %% ../nbs/03_binarize.ipynb #a3f01c00
-def to_flat(pairs)->'datasets.Dataset':
+def to_flat(pairs)->datasets.Dataset:
     "Convert conversational pairs to Argilla's flat columns: instruction, chosen_response, rejected_response, ..."
     import datasets
     t = arrow_table(pairs)
@@ -347,73 +359,149 @@ def split_pairs(
     pairs,                      # pairs from `binarize`
     test_size:float|int=0.1,    # share (float < 1) or number (int) of *prompts* in the test split
     seed:int=42,                # seed of the split
-)->'datasets.DatasetDict':
+)->datasets.DatasetDict:
     "Split pairs by prompt into `train_prefs` and `test_prefs` (deterministic, no prompt in both)."
     import datasets
     t = arrow_table(pairs)
     ids = pd.Series(t.column('prompt_id').to_numpy(zero_copy_only=False))
     uniq = ids.drop_duplicates().to_numpy()
     n_test = test_rows(test_size, len(uniq))
-    order = np.argsort(uniform_draws(uniq, seed, salt=1), kind='stable')
+    order = np.argsort(uniform_draws(uniq, seed, salt=SALT_SPLIT), kind='stable')
     is_test = ids.isin(uniq[order[:n_test]]).to_numpy()
     return datasets.DatasetDict({'train_prefs': datasets.Dataset(t.filter(pa.array(~is_test))),
                                  'test_prefs': datasets.Dataset(t.filter(pa.array(is_test)))})
 
+# %% ../nbs/03_binarize.ipynb #c1f0a001
+def choice_frames(
+    cf:pd.DataFrame,                        # `completions_frame` of the rows
+    strategies=('mean_rating', 'overall_score'), # strategies to apply (one pair per prompt each: not all_pairs)
+    seed:int=42,                            # seed of their draws
+    **kwargs,                               # passed to `select_pairs` (aspects, weights, min_margin)
+)->dict:
+    "`{strategy: select_pairs frame}` over the same prompts, the input of `compare_choices` and `overlap_matrix`."
+    if 'all_pairs' in strategies: raise NotusError("comparing strategies needs one pair per prompt; all_pairs makes several.")
+    n = int(cf.prompt_idx.max()) + 1 if len(cf) else 0
+    return {s: select_pairs(cf, s, seed, n_prompts=n, **kwargs) for s in strategies}
+
+# %% ../nbs/03_binarize.ipynb #c1f0a004
+def joined_choices(
+    cf:pd.DataFrame,    # `completions_frame` of the rows
+    frames:dict,        # `choice_frames`: strategy -> `select_pairs` frame
+    a:str,              # first strategy (a key of `frames`)
+    b:str,              # second strategy
+)->pd.DataFrame:
+    "Per prompt paired by both: their chosen/rejected indices and models, the source, and `differs`/`rejected_differs`."
+    cols = ['prompt_idx', 'chosen_idx', 'rejected_idx']
+    m = frames[a][cols].merge(frames[b][cols], on='prompt_idx', suffixes=(f'_{a}', f'_{b}'))
+    model = cf.set_index(['prompt_idx', 'completion_idx']).model
+    for s in (a, b): m[f'model_{s}'] = model.reindex(pd.MultiIndex.from_arrays([m.prompt_idx, m[f'chosen_idx_{s}']])).to_numpy()
+    m['source'] = cf.groupby('prompt_idx').source.first().reindex(m.prompt_idx).to_numpy()
+    m['differs'] = (m[f'chosen_idx_{a}'] != m[f'chosen_idx_{b}']).to_numpy()
+    m['rejected_differs'] = (m[f'rejected_idx_{a}'] != m[f'rejected_idx_{b}']).to_numpy()
+    return m
+
+# %% ../nbs/03_binarize.ipynb #c1f0a007
+def choice_confusion(
+    joined:pd.DataFrame,  # `joined_choices`
+)->pd.DataFrame:
+    "Prompts by (chosen same/differs) × (rejected same/differs), axes named `chosen` and `rejected`."
+    lab = lambda x: np.where(x, 'differs', 'same')
+    t = pd.crosstab(pd.Series(lab(joined.differs.to_numpy(bool)), name='chosen'),
+                    pd.Series(lab(joined.rejected_differs.to_numpy(bool)), name='rejected'))
+    return t.reindex(index=['same', 'differs'], columns=['same', 'differs'], fill_value=0)
+
+# %% ../nbs/03_binarize.ipynb #c1f0a00a
+def differs_by(
+    joined:pd.DataFrame,  # `joined_choices`
+    a:str,                # first strategy
+    b:str,                # second strategy
+    by:str='source',      # 'source' or 'model'
+)->pd.DataFrame:
+    "Per source (prompts, share_differs) or per model (chosen_by_b, chosen_by_a, share_overturned), largest share first."
+    if by == 'source':
+        return joined.groupby('source').differs.agg(prompts='size', share_differs='mean').sort_values('share_differs', ascending=False)
+    gb, ga = joined.groupby(f'model_{b}'), joined.groupby(f'model_{a}')
+    t = pd.DataFrame({f'chosen_by_{b}': gb.size(), f'chosen_by_{a}': ga.size(), 'share_overturned': gb.differs.mean()}).fillna(0)
+    return t.astype({f'chosen_by_{b}': int, f'chosen_by_{a}': int}).rename_axis('model').sort_values('share_overturned', ascending=False)
+
+# %% ../nbs/03_binarize.ipynb #c1f0a00d
+def choice_examples(
+    joined:pd.DataFrame,  # `joined_choices`
+    cf:pd.DataFrame,      # `completions_frame` of the rows
+    a:str,                # first strategy
+    b:str,                # second strategy
+    n:int=5,              # examples to keep
+    rows=None,            # the UltraFeedback rows (Dataset or Table), for the instruction and critiques; None: none
+)->pd.DataFrame:
+    "Up to `n` prompts where the chosen differs, with both strategies' chosen model, rating, score (and texts)."
+    ex = joined[joined.differs].head(n)
+    pi = ex.prompt_idx.to_numpy()
+    out = pd.DataFrame({'prompt_idx': pi})
+    table = None if rows is None else arrow_table(rows)
+    if table is not None: out['instruction'] = pc.take(table.column('instruction'), pa.array(pi, pa.int64())).to_pylist()
+    look = cf.set_index(['prompt_idx', 'completion_idx'])
+    for s in (a, b):
+        ci = ex[f'chosen_idx_{s}'].to_numpy()
+        got = look.reindex(pd.MultiIndex.from_arrays([pi, ci]))
+        out[f'{s}_chosen_model'], out[f'{s}_chosen_rating'], out[f'{s}_chosen_score'] = got.model.to_numpy(), got.mean_rating.to_numpy(), got.overall_score.to_numpy()
+        if 'critique' in cf: out[f'{s}_chosen_critique'] = got.critique.to_numpy()
+        elif table is not None:
+            comps, _, col = flat_completions(table)
+            at = col.offsets.to_numpy()[pi] - col.offsets.to_numpy()[0] + ci
+            out[f'{s}_chosen_critique'] = pc.take(struct_field(comps, 'critique'), pa.array(at, pa.int64())).to_pylist()
+    return out
+
 # %% ../nbs/03_binarize.ipynb #0e9350ac
 @dataclass
 class Comparison:
-    "How two strategies' pairs differ on the prompts both of them pair."
+    "How two strategies' choices differ on the prompts both of them pair."
     a:str
     b:str
     n_compared:int
-    share_differs:float               # share of compared prompts whose chosen completion differs
-    confusion:pd.DataFrame            # chosen same/different × rejected same/different
-    by_source:pd.DataFrame            # per source: prompts compared and share differing
-    examples:pd.DataFrame             # some prompts where the chosen differs, with both choices
-    def to_dict(self):
+    share_differs:float                       # share of compared prompts whose chosen completion differs
+    confusion:pd.DataFrame                    # prompts by chosen same/differs × rejected same/differs
+    by_source:pd.DataFrame                    # per source: prompts compared and share differing
+    by_model:pd.DataFrame                     # per model: how often each strategy chose it, share overturned
+    examples:pd.DataFrame                     # some prompts where the chosen differs, with both choices
+    pairs:pd.DataFrame=field(repr=False)      # `joined_choices`: every compared prompt
+    def to_dict(self)->dict:
+        "The numbers as plain JSON-able values (no examples)."
         return {'a': self.a, 'b': self.b, 'n_compared': self.n_compared, 'share_chosen_differs': self.share_differs,
-                'by_source': self.by_source.reset_index().to_dict('records')}
+                'confusion': {f'chosen {i}': {f'rejected {j}': int(v) for j, v in r.items()} for i, r in self.confusion.iterrows()},
+                'by_source': self.by_source.reset_index().to_dict('records'), 'by_model': self.by_model.reset_index().to_dict('records')}
     def __str__(self): return f"{self.a} vs {self.b}: chosen differs on {self.share_differs:.1%} of {self.n_compared} prompts"
 
-def compare(
-    ds,                         # UltraFeedback rows
+# %% ../nbs/03_binarize.ipynb #c1f0a010
+def compare_choices(
+    data,                       # UltraFeedback rows (`datasets.Dataset`/`pyarrow.Table`) or their `completions_frame`
     a:str='mean_rating',        # first strategy
     b:str='overall_score',      # second strategy
     seed:int=42,                # seed of both strategies' draws
     n_examples:int=5,           # examples to keep
-    cf:pd.DataFrame|None=None,  # `completions_frame(ds)` if already computed
+    cf:pd.DataFrame|None=None,  # `completions_frame(data)` when already computed
+    frames:dict|None=None,      # `choice_frames` holding `a` and `b` when already made
     **kwargs,                   # passed to `select_pairs` (aspects, weights, min_margin)
 )->Comparison:
-    "Compare the pairs that strategies `a` and `b` make from the same rows."
-    if 'all_pairs' in (a, b): raise NotusError("compare needs one pair per prompt; all_pairs makes several.")
-    table = arrow_table(ds)
-    cf = completions_frame(table) if cf is None else cf     # texts are read only for the few examples, below
-    pa_, pb = (select_pairs(cf, s, seed, n_prompts=table.num_rows, **kwargs) for s in (a, b))
-    m = pa_.merge(pb, on='prompt_idx', suffixes=(f'_{a}', f'_{b}'))
-    cd, rd = m[f'chosen_idx_{a}'] != m[f'chosen_idx_{b}'], m[f'rejected_idx_{a}'] != m[f'rejected_idx_{b}']
-    conf = pd.crosstab(cd.map({False: 'chosen same', True: 'chosen differs'}), rd.map({False: 'rejected same', True: 'rejected differs'}))
-    src = pc.take(table.column('source').combine_chunks(), pa.array(m.prompt_idx.to_numpy(), pa.int64())).to_numpy(zero_copy_only=False)
-    by_src = pd.DataFrame({'source': src, 'differs': cd.to_numpy()}).groupby('source').differs.agg(prompts='size', share_differs='mean')
-    key = cf.set_index(['prompt_idx', 'completion_idx'])
-    comps, _, col = _completions(table)
-    starts, critique = col.offsets.to_numpy(), _field(comps, 'critique')
-    ex = m[cd].head(n_examples)
-    rows = []
-    for r in ex.itertuples(index=False):
-        d = r._asdict(); pi = d['prompt_idx']
-        row = {'prompt_idx': pi, 'instruction': table.column('instruction')[int(pi)].as_py()}
-        for s in (a, b):
-            ci = int(d[f'chosen_idx_{s}']); c = key.loc[(pi, ci)]
-            row.update({f'{s}_chosen_model': c.model, f'{s}_chosen_rating': c.mean_rating, f'{s}_chosen_score': c.overall_score,
-                        f'{s}_chosen_critique': critique[int(starts[pi]) + ci].as_py()})
-        rows.append(row)
-    return Comparison(a, b, len(m), float(cd.mean()) if len(m) else 0.0, conf, by_src, pd.DataFrame(rows))
+    "Compare the choices that strategies `a` and `b` make on the same rows."
+    rows = None if isinstance(data, pd.DataFrame) else data
+    cf = data if rows is None else completions_frame(rows) if cf is None else cf
+    frames = frames if frames is not None and {a, b} <= set(frames) else choice_frames(cf, (a, b), seed, **kwargs)
+    m = joined_choices(cf, frames, a, b)
+    return Comparison(a, b, len(m), float(m.differs.mean()) if len(m) else 0.0, choice_confusion(m), differs_by(m, a, b),
+                      differs_by(m, a, b, 'model'), choice_examples(m, cf, a, b, n_examples, rows), m)
 
 # %% ../nbs/03_binarize.ipynb #1f830be0
-def chosen_differs(cf:pd.DataFrame, a:str='mean_rating', b:str='overall_score', seed:int=42, **kwargs)->float:
-    "Share of the prompts paired by both strategies whose chosen completion differs."
-    m = select_pairs(cf, a, seed, **kwargs).merge(select_pairs(cf, b, seed, **kwargs), on='prompt_idx')
-    return float((m.chosen_idx_x != m.chosen_idx_y).mean()) if len(m) else 0.0
+def overlap_matrix(
+    frames:dict,   # `choice_frames` (or any strategy -> `select_pairs` frame over the same prompts)
+)->pd.DataFrame:
+    "Share of prompts paired by both on which two strategies choose the same completion (strategies × strategies)."
+    names = list(frames)
+    m = pd.DataFrame(np.nan, index=pd.Index(names, name='strategy'), columns=pd.Index(names, name='same chosen as'))
+    for a in names:
+        for b in names:
+            j = frames[a][['prompt_idx', 'chosen_idx']].merge(frames[b][['prompt_idx', 'chosen_idx']], on='prompt_idx')
+            m.loc[a, b] = float((j.chosen_idx_x == j.chosen_idx_y).mean()) if len(j) else np.nan
+    return m
 
 # %% ../nbs/03_binarize.ipynb #9f9e0a06
 SPLITS = ['train_prefs', 'test_prefs']
@@ -457,61 +545,9 @@ def write_outputs(
         if report_file is not None: tmps[-1].write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
     return targets[None] if None in targets else dict(targets)
 
-save_pairs = write_pairs     # the former name, until its last callers use `notus.pairs.write_pairs`
-
 # %% ../nbs/03_binarize.ipynb #5c4ed2cd
 def check_pairs(pairs, what:str, counts:dict):
     "Refuse to go on with 0 pairs: a `NotusError` naming the step (`what`) and why its rows were dropped (`counts`)."
     if len(pairs): return pairs
     why = ', '.join(f'{k}: {v}' for k, v in counts.items()) or 'no rows'
     raise NotusError(f"{what} left 0 pairs ({why}); nothing was written: try another strategy or a smaller --min-margin.")
-
-def binarize_cli(
-    input:str=None,                 # UltraFeedback file/dir or hub id (default: the bundled sample)
-    strategy:str='mean_rating',     # mean_rating, overall_score, best_worst, all_pairs
-    seed:int=42,                    # seed of the random draws
-    output:str='pairs.parquet',     # output .parquet, .jsonl, .json or directory
-    aspects:list=None,              # aspects counted in the mean (default: all four)
-    min_margin:float=0.0,           # minimum chosen - rejected difference
-    clean:bool=False,               # run notus.clean's default cleaning steps on the pairs
-    test_size:float=0.0,            # if > 0: also split by prompt into train_prefs/test_prefs (share or count)
-    flat:bool=False,                # write Argilla's flat column layout instead of messages
-    json_report:str=None,           # write the counts to this JSON file (written together with the pairs)
-    batch_size:int=None,            # rows per batch (>= 1)
-    num_proc:int=1,                 # worker processes (>= 1)
-):
-    "Binarize UltraFeedback into preference pairs."
-    from notus.data import load_ultrafeedback, sample_path
-    if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
-    _weights(aspects); check_count(batch_size, '--batch-size'); check_count(num_proc, '--num-proc', optional=False)
-    if not min_margin >= 0: raise NotusError(f"--min-margin must be >= 0, got {min_margin}.")
-    test_rows(test_size)
-    inputs = [input if input is not None else sample_path()]
-    targets = output_paths(output, SPLITS if test_size else None, inputs)
-    rfile = report_path(json_report, inputs, targets.values())
-    ds, vrep = load_ultrafeedback(input)
-    if len(ds) == 0: raise NotusError(f"no valid rows left after validation ({vrep.counts}); nothing to binarize.")
-    cf = completions_frame(ds)
-    pairs, rep = binarize(ds, strategy, seed, aspects=aspects, min_margin=min_margin, batch_size=batch_size,
-                          num_proc=num_proc, progress=None, cf=cf)
-    check_pairs(pairs, f'{strategy} binarization', rep.counts)
-    out = {'input': str(input or 'bundled sample'), 'validation': vrep.to_dict(), 'binarize': rep.to_dict(ids=True)}
-    if clean:
-        from notus.clean import clean_pairs
-        pairs, crep = clean_pairs(pairs)
-        out['clean'] = crep.to_dict()
-        check_pairs(pairs, 'cleaning', crep.counts)
-    if strategy != 'overall_score' and strategy != 'all_pairs':
-        out['share_chosen_differs_from_overall_score'] = chosen_differs(cf, strategy, 'overall_score', seed, aspects=aspects, min_margin=min_margin)
-    res = to_flat(pairs) if flat else pairs
-    if test_size: res = split_pairs(res, int(test_size) if test_size >= 1 else test_size, seed)
-    out['rows_out'] = len(pairs)
-    out['output'] = str(targets[None]) if None in targets else {k: str(v) for k, v in targets.items()}
-    write_outputs(res, targets, out, rfile)
-    print(vrep.__str__().splitlines()[1] + f" (of {vrep.rows_in}), {vrep.rows_dropped} dropped by validation")
-    print(rep)
-    if 'clean' in out: print(f"clean: {out['clean']['rows_in']} -> {out['clean']['rows_out']} pairs")
-    if 'share_chosen_differs_from_overall_score' in out:
-        print(f"chosen differs from the overall_score strategy on {out['share_chosen_differs_from_overall_score']:.1%} of prompts")
-    print(f"wrote {out['output']}" + (f" and {rfile}" if rfile else ''))
-    return out

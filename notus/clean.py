@@ -16,7 +16,7 @@ from .pairs import message_text
 # %% auto #0
 __all__ = ['STEPS', 'StepReport', 'CleanReport', 'user_text', 'normalize_texts', 'normalize', 'drop_degenerate', 'tie_mask',
            'drop_ties', 'contamination', 'load_benchmark_prompts', 'decontaminate', 'drop_sources',
-           'near_duplicate_groups', 'dedupe', 'clean_pairs', 'clean_cli']
+           'near_duplicate_groups', 'dedupe', 'clean_pairs', 'bench_names', 'clean_cli']
 
 # %% ../nbs/04_clean.ipynb #6eb296f2
 @dataclass
@@ -484,7 +484,7 @@ def clean_pairs(
     return datasets.DatasetDict({k: datasets.Dataset(t.filter(pc.equal(tags, k))) for k in splits}), rep
 
 # %% ../nbs/04_clean.ipynb #5f925c3b
-def _bench_names(paths:list)->dict:
+def bench_names(paths:list)->dict:
     "{name: path} for benchmark files, named by their stem (numbered when two share one)."
     stems = [Path(p).stem for p in paths]
     return {(f'{s}_{i}' if stems.count(s) > 1 else s): p for i, (s, p) in enumerate(zip(stems, paths))}
@@ -505,7 +505,7 @@ def clean_cli(
     inputs = [input, truthfulqa, *(benchmark or [])]
     check_output(output, inputs, PAIRS_SUFFIXES, 'output')
     if json_report: check_output(json_report, inputs + [output], ['.json'], 'JSON report')
-    pairs, rep = clean_pairs(input, truthfulqa=truthfulqa, benchmarks=_bench_names(benchmark) if benchmark else None,
+    pairs, rep = clean_pairs(input, truthfulqa=truthfulqa, benchmarks=bench_names(benchmark) if benchmark else None,
                              keep_ties=keep_ties, keep_empty=keep_empty, split=split)
     print(rep)
     if rep.rows_out == 0: raise NotusError(f"no pairs left after cleaning {input} ({rep.counts}); nothing written.")

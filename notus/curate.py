@@ -7,33 +7,145 @@ Docs: https://notus-dev.github.io/notus/curate.html.md"""
 # %% ../nbs/04a_curate.ipynb #eb3d4c61
 from __future__ import annotations
 import json, time
+from dataclasses import dataclass, field
 from pathlib import Path
-from .core import NotusError, atomic_paths, check_output
-from .data import completions_frame, load_ultrafeedback, sample_path
-from .binarize import STRATEGIES, binarize, check_pairs, compare, report_path, split_pairs, test_rows
-from .pairs import write_pairs
-from .clean import clean_pairs
+from typing import TYPE_CHECKING
+import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
+from .core import NotusError, atomic_paths, check_output, check_count
+from .data import completions_frame, load_ultrafeedback, validate_ultrafeedback, sample_path, arrow_table
+from .binarize import (STRATEGIES, SPLITS, binarize, check_pairs, compare_choices, output_paths, report_path,
+                            split_pairs, test_rows, to_flat, write_outputs, aspect_weights)
+from .pairs import read_pairs, write_pairs
+from .clean import clean_pairs, bench_names
+
+if TYPE_CHECKING: import datasets
 
 # %% auto #0
-__all__ = ['curate_paths', 'curate', 'curate_cli']
+__all__ = ['UF_COLUMNS', 'input_kind', 'Pipeline', 'build_pairs', 'md_report', 'curate_paths', 'curate', 'curate_cli',
+           'binarize_cli']
+
+# %% ../nbs/04a_curate.ipynb #c2a10002
+UF_COLUMNS = {'instruction', 'completions'}
+
+def _peek_columns(p:Path)->set|None:
+    "Column names of a local file or folder, read cheaply (None when they cannot be told without reading it)."
+    if p.is_dir():
+        for info in [p/'dataset_info.json', *sorted(p.glob('*/dataset_info.json'))]:
+            if info.exists(): return set(json.loads(info.read_text()).get('features') or {}) or None
+        files = sorted(f for f in p.rglob('*') if f.suffix.lower() in ('.parquet', '.jsonl', '.json') and f.name != 'dataset_info.json')
+        return _peek_columns(files[0]) if files else None
+    suf = p.suffix.lower()
+    if suf == '.parquet': return set(pq.read_schema(p).names)
+    if suf in ('.jsonl', '.json'):
+        with open(p, 'rb') as f: head = f.read(1 << 16).decode('utf-8', 'ignore')
+        return {k for k in ('instruction', 'completions', 'chosen', 'rejected') if f'"{k}"' in head}
+    return None
+
+def input_kind(
+    source,    # a file, folder, hub id, `datasets.Dataset`/`DatasetDict`, `pyarrow.Table`; None: the bundled sample
+)->str:
+    "'ultrafeedback' when `source` has UltraFeedback's columns (instruction, completions), else 'pairs'."
+    if source is None: return 'ultrafeedback'
+    if hasattr(source, 'column_names'):
+        names = source.column_names
+        names = set(next(iter(names.values())) if isinstance(names, dict) else names)
+    else: names = _peek_columns(Path(source)) if Path(source).exists() else None
+    if names is None: return 'ultrafeedback' if not Path(str(source)).exists() else 'pairs'
+    return 'ultrafeedback' if UF_COLUMNS <= names else 'pairs'
+
+# %% ../nbs/04a_curate.ipynb #c2a10005
+@dataclass
+class Pipeline:
+    "What `build_pairs` made: the pairs, what it read, and each stage's report."
+    pairs:datasets.Dataset|datasets.DatasetDict   # the pairs; `train_prefs`/`test_prefs` when split
+    kind:str                                      # 'ultrafeedback' (validated and binarized) or 'pairs' (read)
+    layout:str|None=None                          # the pairs layout read (kind 'pairs'), else None
+    reports:dict=field(default_factory=dict)      # stage -> report: 'validation', 'binarize', 'clean', 'split'
+    rows:datasets.Dataset|None=None               # the validated UltraFeedback rows (kind 'ultrafeedback')
+    cf:pd.DataFrame|None=None                     # their `completions_frame`
+    def to_dict(self)->dict:
+        "Each stage's report as plain JSON-able values."
+        return {k: (r.to_dict(ids=True) if k in ('binarize', 'clean') else r.to_dict()) if hasattr(r, 'to_dict') else r
+                for k, r in self.reports.items()}
+
+# %% ../nbs/04a_curate.ipynb #c2a10006
+def _ultrafeedback_pairs(source, split, strategy, seed, aspects, weights, min_margin, cf)->Pipeline:
+    "Validate UltraFeedback rows and binarize them: a `Pipeline` of one `Dataset`."
+    if hasattr(source, 'column_names'): ds, vrep = validate_ultrafeedback(source)
+    else: ds, vrep = load_ultrafeedback(source, split=split or 'train')
+    if len(ds) == 0: raise NotusError(f"no valid rows left after validation ({vrep.counts}); nothing to binarize.")
+    cf = completions_frame(ds) if cf is None else cf
+    pairs, brep = binarize(ds, strategy, seed, aspects=aspects, weights=weights, min_margin=min_margin, cf=cf)
+    check_pairs(pairs, f'{strategy} binarization', brep.counts)
+    return Pipeline(pairs, 'ultrafeedback', None, {'validation': vrep, 'binarize': brep}, ds, cf)
+
+def _split(pipe:Pipeline, test_size, seed)->Pipeline:
+    "Split the pairs by prompt (`split_pairs`) when `test_size` asks for it; the counts go to `reports['split']`."
+    import datasets
+    if isinstance(pipe.pairs, datasets.DatasetDict):
+        if test_rows(test_size, 1 << 62): raise NotusError(f"the pairs already come in splits ({', '.join(pipe.pairs)}); "
+                                                             "give test_size 0, or one split to re-split.")
+    elif test_size: pipe.pairs = split_pairs(pipe.pairs, test_size, seed)
+    else: return pipe
+    pipe.reports['split'] = {k: len(v) for k, v in pipe.pairs.items()}
+    return pipe
+
+# %% ../nbs/04a_curate.ipynb #c2a10007
+def build_pairs(
+    source=None,                    # UltraFeedback or pairs: file, folder, hub id, Dataset or Table (None: the bundled sample)
+    strategy:str='mean_rating',     # binarization strategy (UltraFeedback input)
+    seed:int=42,                    # seed of the draws and of the split
+    aspects:list|None=None,         # aspects counted in the mean (default: all four)
+    weights:dict|None=None,         # per-aspect weights (default: 1 each)
+    min_margin:float=0.0,           # minimum chosen - rejected difference
+    clean:bool|dict=True,           # run `clean_pairs` (a dict: its options, e.g. `{'benchmarks': ...}`)
+    test_size:float|int=0,          # share or number of prompts in `test_prefs` (0: no split)
+    split:str|None=None,            # the split to read, when the input has several
+    cf:pd.DataFrame|None=None,      # `completions_frame` of the validated rows, when already computed
+)->Pipeline:
+    "Input to DPO-ready pairs: validate and binarize UltraFeedback (or read pairs of any layout), clean, split."
+    if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    aspect_weights(aspects, weights); test_rows(test_size)
+    if not min_margin >= 0: raise NotusError(f"min_margin must be >= 0, got {min_margin}.")
+    if input_kind(source) == 'ultrafeedback':
+        pipe = _ultrafeedback_pairs(source, split, strategy, seed, aspects, weights, min_margin, cf)
+    else:
+        pairs, layout = read_pairs(source, split)
+        pipe = Pipeline(pairs, 'pairs', layout)
+    if clean is not False:
+        pipe.pairs, crep = clean_pairs(pipe.pairs, **(clean if isinstance(clean, dict) else {}))
+        if pipe.layout: crep.layout = pipe.layout
+        pipe.reports['clean'] = crep
+        check_pairs(pipe.pairs if crep.rows_out else [], 'cleaning', crep.counts)
+    return _split(pipe, test_size, seed)
 
 # %% ../nbs/04a_curate.ipynb #0339813a
-def _md_report(r:dict)->str:
-    v, b, c, cmp = r['validation'], r['binarize'], r['clean'], r['comparison']
-    lines = [f"# notus curate report", "", f"Input: `{r['input']}`  ", f"Strategy: `{b['strategy']}`, seed {b['seed']}", "",
-             "## Every row accounted for", "", "| stage | in | out | dropped (by reason) |", "|---|---|---|---|",
+def _md_stages(r:dict)->list:
+    "The 'every row accounted for' table of report.md."
+    v, b, c = r['validation'], r['binarize'], r['clean']
+    lines = ["| stage | in | out | dropped (by reason) |", "|---|---|---|---|",
              f"| validate | {v['rows_in']} | {v['rows_kept']} | {v['dropped_by_reason'] or '-'} |",
              f"| binarize (prompts → pairs) | {b['rows_in']} | {b['pairs_out']} | {b['dropped_by_reason'] or '-'} |"]
     lines += [f"| clean: {s['step']} | {s['rows_in']} | {s['rows_out']} | {s['dropped_by_reason'] or '-'} |" for s in c['steps']]
-    lines += [f"| split | {c['rows_out']} | {r['splits']['train_prefs']} train + {r['splits']['test_prefs']} test | - |", "",
-              "## Mean rating vs overall_score", "",
-              f"The chosen response differs from Zephyr's `overall_score` choice on **{cmp['share_chosen_differs']:.1%}** "
-              f"of the {cmp['n_compared']} prompts both strategies pair.", "", "| source | prompts | share differs |", "|---|---|---|"]
+    return lines + [f"| split | {c['rows_out']} | {r['splits']['train_prefs']} train + {r['splits']['test_prefs']} test | - |"]
+
+def md_report(
+    r:dict,   # the report `curate` returns
+)->str:
+    "report.md: the counts of every stage, the comparison with overall_score, and the files written."
+    cmp, b = r['comparison'], r['binarize']
+    lines = ["# notus curate report", "", f"Input: `{r['input']}`  ", f"Strategy: `{b['strategy']}`, seed {b['seed']}", "",
+             "## Every row accounted for", "", *_md_stages(r), "", "## Mean rating vs overall_score", "",
+             f"The chosen response differs from Zephyr's `overall_score` choice on **{cmp['share_chosen_differs']:.1%}** "
+             f"of the {cmp['n_compared']} prompts both strategies pair.", "", "| source | prompts | share differs |", "|---|---|---|"]
     lines += [f"| {s['source']} | {s['prompts']} | {s['share_differs']:.1%} |" for s in cmp['by_source']]
     lines += ["", "## Files", ""] + [f"- `{Path(p).name}`" for p in r['files'].values()]
-    if r.get('analysis'): lines += ["", f"Analysis with plots and suspicious records: [{Path(r['analysis']).parent.name}/{Path(r['analysis']).name}]({Path(r['analysis']).parent.name}/{Path(r['analysis']).name})"]
+    if r.get('analysis'):
+        a = f"{Path(r['analysis']).parent.name}/{Path(r['analysis']).name}"
+        lines += ["", f"Analysis with plots and suspicious records: [{a}]({a})"]
     return '\n'.join(lines) + '\n'
 
+# %% ../nbs/04a_curate.ipynb #0339813b
 def _analysis_report():
     "`notus.analyze.analysis_report` (plots, suspicious records), or the reason it cannot be imported (the plotting extras missing)."
     try:
@@ -52,6 +164,30 @@ def curate_paths(
     out = check_output(out, inputs, [''], 'output folder', replaces=['report.json'])
     return out, report_path(json_report, inputs, [out])
 
+# %% ../nbs/04a_curate.ipynb #0339813c
+def _comparison(pipe:Pipeline, strategy:str, seed:int)->dict:
+    "The comparison with the overall_score strategy on the run's own completions frame (empty when it makes no sense)."
+    if strategy in ('overall_score', 'all_pairs'): return {'share_chosen_differs': 0.0, 'n_compared': 0, 'by_source': []}
+    return compare_choices(pipe.cf, strategy, 'overall_score', seed, n_examples=0).to_dict()
+
+def _write_curated(pipe:Pipeline, report:dict, out:Path, rfile:Path|None, analysis:bool, step, t0:float):
+    "Write the splits, the analysis, report.json and report.md into `out` (and the extra report) as one set."
+    with atomic_paths([out] + ([rfile] if rfile else [])) as tmps:   # the folder (and the extra report) appear whole
+        tmp = tmps[0]; tmp.mkdir()
+        for k, v in pipe.pairs.items(): write_pairs(v, tmp/f'{k}.parquet')
+        step('written')
+        write_analysis = _analysis_report() if analysis else None
+        if callable(write_analysis):
+            report['analysis'] = str(out/Path(write_analysis(pipe.rows, tmp/'analysis', validation=pipe.reports['validation'])).relative_to(tmp))
+        elif analysis: report['analysis_skipped'] = write_analysis
+        step('reported')
+        report['seconds'] = round(time.time() - t0, 2)
+        text = json.dumps(report, indent=2, default=str)
+        (tmp/'report.json').write_text(text, encoding='utf-8')
+        (tmp/'report.md').write_text(md_report(report), encoding='utf-8')
+        if rfile: tmps[-1].write_text(text, encoding='utf-8')
+
+# %% ../nbs/04a_curate.ipynb #0339813d
 def curate(
     source=None,                    # UltraFeedback file/dir or hub id (default: the bundled sample)
     out:str|Path='curate_out',      # output directory (replaced whole when the run succeeds)
@@ -68,59 +204,87 @@ def curate(
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     test_rows(test_size)
     out, rfile = curate_paths(source, out, json_report, benchmarks)
+    if input_kind(source) != 'ultrafeedback': raise NotusError(f"{source} holds preference pairs, not UltraFeedback rows; "
+                                                               "curate starts from rated completions (use notus clean for pairs).")
     t0 = time.time()
-    bar = tqdm(total=6, desc='curate', disable=progress is False if progress is not None else None)
+    bar = tqdm(total=4, desc='curate', disable=progress is False if progress is not None else None)
     def step(name): bar.set_postfix_str(name); bar.update()
-    ds, vrep = load_ultrafeedback(source); step('validated')
-    if len(ds) == 0: raise NotusError("no valid rows left after validation; nothing to curate.")
-    cf = completions_frame(ds)                    # computed once, for binarize and compare
-    pairs, brep = binarize(ds, strategy, seed, cf=cf); step('binarized')
-    check_pairs(pairs, f'{strategy} binarization', brep.counts)
-    pairs, crep = clean_pairs(pairs, benchmarks=benchmarks); step('cleaned')
-    check_pairs(pairs, 'cleaning', crep.counts)
-    cmp = compare(ds, strategy, 'overall_score', seed, cf=cf) if strategy not in ('overall_score', 'all_pairs') else None; step('compared')
-    splits = split_pairs(pairs, test_size, seed)
-    report = {'input': str(source or 'bundled sample'), 'validation': vrep.to_dict(), 'binarize': brep.to_dict(ids=True),
-              'clean': crep.to_dict(ids=True), 'splits': {k: len(v) for k, v in splits.items()},
-              'comparison': cmp.to_dict() if cmp else {'share_chosen_differs': 0.0, 'n_compared': 0, 'by_source': []},
-              'files': {k: str(out/f'{k}.parquet') for k in splits}}
-    with atomic_paths([out] + ([rfile] if rfile else [])) as tmps:   # the folder (and the extra report) appear whole
-        tmp = tmps[0]; tmp.mkdir()
-        for k, v in splits.items(): write_pairs(v, tmp/f'{k}.parquet')
-        step('written')
-        write_analysis = _analysis_report() if analysis else None
-        if callable(write_analysis):
-            report['analysis'] = str(out/Path(write_analysis(ds, tmp/'analysis', validation=vrep)).relative_to(tmp))
-        elif analysis: report['analysis_skipped'] = write_analysis
-        step('reported')
-        bar.close()
-        report['seconds'] = round(time.time() - t0, 2)
-        (tmp/'report.json').write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
-        (tmp/'report.md').write_text(_md_report(report), encoding='utf-8')
-        if rfile: tmps[-1].write_text(json.dumps(report, indent=2, default=str), encoding='utf-8')
+    pipe = build_pairs(source, strategy, seed, clean={'benchmarks': benchmarks}, test_size=test_size or 0); step('pairs')
+    if not test_size: pipe.pairs = split_pairs(pipe.pairs, 0, seed); pipe.reports['split'] = {k: len(v) for k, v in pipe.pairs.items()}
+    report = {'input': str(source or 'bundled sample'), **pipe.to_dict(), 'splits': pipe.reports['split'],
+              'comparison': _comparison(pipe, strategy, seed), 'files': {k: str(out/f'{k}.parquet') for k in pipe.pairs}}
+    report.pop('split'); step('compared')
+    _write_curated(pipe, report, out, rfile, analysis, step, t0)
+    bar.close()
     return report
 
 # %% ../nbs/04a_curate.ipynb #23720d72
+def _curate_lines(r:dict, output:str)->list:
+    "What `notus curate` prints: the counts of each stage, the paths written, the next steps."
+    v, b, c, o = r['validation'], r['binarize'], r['clean'], Path(output)
+    lines = [f"validate: {v['rows_in']} rows in, {v['rows_kept']} kept, {v['rows_dropped']} dropped {v['dropped_by_reason'] or ''}",
+             f"binarize ({b['strategy']}): {b['pairs_out']} pairs, {b['rows_dropped']} prompts dropped {b['dropped_by_reason'] or ''}",
+             f"clean: {c['rows_in']} -> {c['rows_out']} pairs {c['dropped_by_reason'] or ''}",
+             f"chosen differs from overall_score on {r['comparison']['share_chosen_differs']:.1%} of prompts", f"wrote in {r['seconds']} s:"]
+    lines += [f"  {o/f'{k}.parquet'} ({n} pairs)" for k, n in r['splits'].items()] + [f"  {o/'report.md'}", f"  {o/'report.json'}"]
+    if 'analysis' in r: lines.append(f"  {o/Path(r['analysis']).relative_to(Path(r['analysis']).parents[1])}")
+    if 'analysis_skipped' in r: lines.append(f"analysis skipped: {r['analysis_skipped']}")
+    return lines + ["next:", f"  notus train tiny-cpu --override data.source={o} data.test_size=0   # a tiny DPO run on these pairs",
+                    f"  notus review push {o/'train_prefs.parquet'} --top 20                   # the 20 most doubtful pairs, in Argilla"]
+
 def curate_cli(
-    input:str=None,                 # UltraFeedback file/dir or hub id (default: the bundled sample)
-    out:str='curate_out',           # output directory
+    input:str|None=None,            # UltraFeedback file/dir or hub id (default: the bundled sample)
+    output:str='curate_out',        # output folder
     strategy:str='mean_rating',     # binarization strategy
     seed:int=42,                    # seed
     test_size:float=0.1,            # share (< 1) or number of prompts in test_prefs
-    benchmark:list=None,            # benchmark prompt files to decontaminate against (AlpacaEval JSON, MT-Bench JSONL, ...)
-    no_analysis:bool=False,         # skip the analysis report
-    json_report:str=None,           # also write the report JSON here
-):
-    "Curate UltraFeedback the Notus way and write a DPO-ready dataset with a report."
-    bench = {f'{Path(b).stem}_{i}' if [Path(x).stem for x in benchmark].count(Path(b).stem) > 1 else Path(b).stem: b
-             for i, b in enumerate(benchmark)} if benchmark else None
-    r = curate(input, out, strategy, seed, int(test_size) if test_size >= 1 else test_size, bench, not no_analysis,
+    benchmark:list|None=None,       # benchmark prompt files to decontaminate against (AlpacaEval JSON, MT-Bench JSONL, ...)
+    analysis:bool=True,             # write the analysis pages (plots, suspicious records)
+    json_report:str|None=None,      # also write the report JSON here (together with the folder)
+)->dict:
+    "Curate UltraFeedback the Notus way: a DPO-ready dataset with a report."
+    r = curate(input, output, strategy, seed, test_size, bench_names(benchmark) if benchmark else None, analysis,
                json_report=json_report)
-    v, b, c = r['validation'], r['binarize'], r['clean']
-    print(f"validate: {v['rows_in']} rows in, {v['rows_kept']} kept, {v['rows_dropped']} dropped {v['dropped_by_reason'] or ''}")
-    print(f"binarize ({b['strategy']}): {b['pairs_out']} pairs, {b['rows_dropped']} prompts dropped {b['dropped_by_reason'] or ''}")
-    print(f"clean: {c['rows_in']} -> {c['rows_out']} pairs {c['dropped_by_reason'] or ''}")
-    print(f"chosen differs from overall_score on {r['comparison']['share_chosen_differs']:.1%} of prompts")
-    print(f"wrote {r['splits']['train_prefs']} train + {r['splits']['test_prefs']} test pairs and report.md to {out}/ in {r['seconds']} s")
-    if 'analysis_skipped' in r: print(f"analysis skipped: {r['analysis_skipped']}")
+    print('\n'.join(_curate_lines(r, output)))
     return r
+
+# %% ../nbs/04a_curate.ipynb #b1a20002
+def _binarize_lines(pipe:Pipeline, written, rfile)->list:
+    "What `notus binarize` prints: validation and binarization counts, cleaning, the paths written."
+    vrep, brep = pipe.reports['validation'], pipe.reports['binarize']
+    lines = [f"{vrep.rows_kept} rows kept (of {vrep.rows_in}), {vrep.rows_dropped} dropped by validation", str(brep)]
+    if 'clean' in pipe.reports: lines.append(f"clean: {pipe.reports['clean'].rows_in} -> {pipe.reports['clean'].rows_out} pairs")
+    paths = list(written.values()) if isinstance(written, dict) else [written]
+    return lines + ['wrote ' + ', '.join(map(str, paths + ([rfile] if rfile else [])))]
+
+def binarize_cli(
+    input:str|None=None,            # UltraFeedback file/dir or hub id (default: the bundled sample)
+    strategy:str='mean_rating',     # mean_rating, overall_score, best_worst, all_pairs
+    seed:int=42,                    # seed of the random draws
+    output:str='pairs.parquet',     # output .parquet, .jsonl, .json or folder
+    aspects:list|None=None,         # aspects counted in the mean (default: all four)
+    min_margin:float=0.0,           # minimum chosen - rejected difference
+    clean:bool=False,               # run notus.clean's default cleaning steps on the pairs
+    test_size:float=0.0,            # if > 0: also split by prompt into train_prefs/test_prefs (share or count)
+    flat:bool=False,                # write Argilla's flat column layout instead of messages
+    json_report:str|None=None,      # write the counts to this JSON file (together with the pairs)
+)->dict:
+    "Binarize UltraFeedback into preference pairs."
+    if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+    aspect_weights(aspects); test_rows(test_size)
+    if not min_margin >= 0: raise NotusError(f"--min-margin must be >= 0, got {min_margin}.")
+    inputs = [input if input is not None else sample_path()]
+    targets = output_paths(output, SPLITS if test_size else None, inputs)
+    rfile = report_path(json_report, inputs, targets.values())
+    pipe = build_pairs(input, strategy, seed, aspects, min_margin=min_margin, clean=clean, test_size=test_size)
+    if pipe.kind != 'ultrafeedback': raise NotusError(f"{input} holds preference pairs already; binarize reads UltraFeedback rows (use notus clean for pairs).")
+    out = {'input': str(input or 'bundled sample'), **pipe.to_dict()}
+    if strategy not in ('overall_score', 'all_pairs'):
+        out['share_chosen_differs_from_overall_score'] = compare_choices(pipe.cf, strategy, 'overall_score', seed, n_examples=0,
+                                                                         aspects=aspects, min_margin=min_margin).share_differs
+    res = pipe.pairs if not flat else type(pipe.pairs)({k: to_flat(v) for k, v in pipe.pairs.items()}) if test_size else to_flat(pipe.pairs)
+    out['rows_out'] = pipe.reports['clean'].rows_out if clean else pipe.reports['binarize'].pairs_out
+    out['output'] = str(targets[None]) if None in targets else {k: str(v) for k, v in targets.items()}
+    written = write_outputs(res, targets, out, rfile)
+    print('\n'.join(_binarize_lines(pipe, written, rfile)))
+    return out
