@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .core import NotusError
+from .core import NotusError, Accounting
 
 # %% auto #0
 __all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'DROP_REASONS', 'DATA_SUFFIXES', 'JSON_BLOCK_BYTES',
@@ -400,7 +400,7 @@ def read_ultrafeedback(
     if n == 0: _fail(f"{source} holds no rows; an UltraFeedback input needs at least one row.")
     table = pa.concat_tables([p.table for p in pieces]) if len(pieces) > 1 else pieces[0].table
     rows = np.concatenate([p.rows for p in pieces]).astype(np.int64)
-    rep = ValidationReport(rows_in=n, rows_kept=table.num_rows, files=spans)
+    rep = ValidationReport(rows_in=n, rows_out=table.num_rows, files=spans)
     for p in pieces:
         for r, reason, fld in p.problems: rep._drop(reason, r, fld)
         if p.repaired: rep.repaired.setdefault('lone_surrogate', []).extend(p.repaired)
@@ -409,48 +409,44 @@ def read_ultrafeedback(
 
 # %% ../nbs/00_data.ipynb #9437cea3
 @dataclass
-class ValidationReport:
-    "What validation did: rows in, rows kept, rows dropped by reason (with the row numbers and examples)."
-    rows_in:int=0
-    rows_kept:int=0
-    dropped:dict=field(default_factory=dict)     # reason -> list of input row numbers
+class ValidationReport(Accounting):
+    "What validation did: rows in, rows kept (`rows_out`), rows dropped by reason with their input row numbers and examples."
     examples:list=field(default_factory=list)    # up to 20 (row, reason, field) tuples
     repaired:dict=field(default_factory=dict)    # what was repaired (e.g. 'lone_surrogate') -> input row numbers (rows kept)
     files:list=field(default_factory=list)       # for a folder: {'file', 'first_row', 'rows'} per file read
     kept_rows:np.ndarray|None=field(default=None, repr=False, compare=False)  # input row number of each kept row
+    ids_key = 'dropped_rows'
 
     @property
-    def rows_dropped(self)->int: return sum(len(v) for v in self.dropped.values())
-    @property
-    def counts(self)->dict: return {k: len(v) for k, v in self.dropped.items()}
+    def rows_kept(self)->int: return self.rows_out
+    @rows_kept.setter
+    def rows_kept(self, n:int): self.rows_out = n
 
     def _drop(self, reason, row, fld):
-        self.dropped.setdefault(reason, []).append(int(row))
+        self.drop(reason, [int(row)])
         if len(self.examples) < 20: self.examples.append((int(row), reason, fld))
 
     def merge(self, other:ValidationReport)->ValidationReport:
         "Combine a load-time report (self) with the report of validating what was loaded (`other`)."
-        out = ValidationReport(self.rows_in, other.rows_kept, {k: list(v) for k, v in self.dropped.items()},
-                               (self.examples + other.examples)[:20], {k: list(v) for k, v in self.repaired.items()},
-                               list(self.files), other.kept_rows)
-        for k, v in other.dropped.items(): out.dropped[k] = sorted(out.dropped.get(k, []) + list(v))
-        for k, v in other.repaired.items(): out.repaired[k] = sorted(out.repaired.get(k, []) + list(v))
-        out.dropped = {k: out.dropped[k] for k in DROP_REASONS if k in out.dropped}
-        return out
+        dropped = {k: sorted(self.dropped.get(k, []) + other.dropped.get(k, [])) for k in DROP_REASONS
+                   if k in self.dropped or k in other.dropped}
+        repaired = {k: sorted(self.repaired.get(k, []) + other.repaired.get(k, [])) for k in {**self.repaired, **other.repaired}}
+        return ValidationReport(rows_in=self.rows_in, rows_out=other.rows_out, dropped=dropped, repaired=repaired,
+                                examples=(self.examples + other.examples)[:20], files=list(self.files), kept_rows=other.kept_rows)
 
-    def check(self):
-        "Assert the invariant rows in = rows kept + rows dropped (and one row number per kept row)."
-        assert self.rows_in == self.rows_kept + self.rows_dropped, (self.rows_in, self.rows_kept, self.counts)
+    def check(self)->ValidationReport:
+        "Assert rows in = rows kept + rows dropped, and one input row number per kept row."
+        super().check()
         assert self.kept_rows is None or len(self.kept_rows) == self.rows_kept, (len(self.kept_rows), self.rows_kept)
         return self
 
-    def to_dict(self)->dict:
-        d = {'rows_in': self.rows_in, 'rows_kept': self.rows_kept, 'rows_dropped': self.rows_dropped,
-             'dropped_by_reason': self.counts, 'dropped_rows': self.dropped,
+    def to_dict(self, ids:bool=True)->dict:
+        "The account as a JSON-able dict (with the dropped and repaired row numbers unless `ids` is False)."
+        d = super().to_dict(ids) | {'rows_kept': self.rows_kept,
              'examples': [{'row': r, 'reason': k, 'field': f} for r, k, f in self.examples],
-             'repaired_by_reason': {k: len(v) for k, v in self.repaired.items()}, 'repaired_rows': self.repaired}
-        if self.files: d['files'] = self.files
-        return d
+             'repaired_by_reason': {k: len(v) for k, v in self.repaired.items()}}
+        if ids: d['repaired_rows'] = self.repaired
+        return d | ({'files': self.files} if self.files else {})
 
     def __str__(self):
         lines = [f"rows in: {self.rows_in}", f"rows kept: {self.rows_kept}", f"rows dropped: {self.rows_dropped}"]
