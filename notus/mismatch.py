@@ -13,53 +13,14 @@ import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from .data import ASPECTS, NotusError, completions_frame, load_ultrafeedback, arrow_table
 from .report import figure, style, save_figure, write_text
 from .pairs import message_text
+from .binarize import Comparison, compare_choices, select_pairs
 
 # %% auto #0
-__all__ = ['BANDS', 'REVIEW_COLUMNS', 'FLAG_BANDS', 'RECORD_COLUMNS', 'DisagreementReport', 'disagreement', 'critique_negativity',
-           'score_suspicion', 'detector_quality', 'inflated_chosen', 'overall_score_bands', 'replace_overall_score',
-           'ScoreFix', 'fix_overall_score', 'flag_bands', 'band_counts', 'input_rows', 'suspicion_reasons',
-           'suspicious_records', 'attach_suspicion', 'plot_disagreement', 'plot_suspicion', 'mismatch_summary',
-           'mismatch_sections', 'mismatch_cli']
-
-# %% ../nbs/03a_mismatch.ipynb #8b65adcf
-@dataclass
-class DisagreementReport:
-    "How often two strategies choose different completions, overall, per source and per model."
-    a:str
-    b:str
-    n_compared:int
-    share_differs:float
-    by_source:pd.DataFrame
-    by_model:pd.DataFrame
-    pairs:pd.DataFrame = field(repr=False)   # per compared prompt: both strategies' choices
-    def to_dict(self):
-        return {'a': self.a, 'b': self.b, 'n_compared': self.n_compared, 'share_chosen_differs': self.share_differs,
-                'by_source': self.by_source.reset_index().to_dict('records'),
-                'by_model': self.by_model.reset_index().to_dict('records')}
-    def __str__(self): return f"{self.a} vs {self.b}: chosen differs on {self.share_differs:.1%} of {self.n_compared} prompts"
-
-def disagreement(
-    cf:pd.DataFrame,          # `completions_frame` of the rows
-    a:str='mean_rating',      # first strategy (Notus)
-    b:str='overall_score',    # second strategy (Zephyr)
-    seed:int=42,              # seed of both strategies' draws
-)->DisagreementReport:
-    "Compare the chosen completions of strategies `a` and `b` per prompt; break the share down by source and model."
-    from notus.binarize import select_pairs
-    n = int(cf.prompt_idx.max()) + 1 if len(cf) else 0
-    pa_, pb = (select_pairs(cf, s, seed, n_prompts=n)[['prompt_idx', 'chosen_idx']] for s in (a, b))
-    m = pa_.merge(pb, on='prompt_idx', suffixes=(f'_{a}', f'_{b}'))
-    key = cf.set_index(['prompt_idx', 'completion_idx']).model
-    for s in (a, b): m[f'model_{s}'] = key.reindex(pd.MultiIndex.from_arrays([m.prompt_idx, m[f'chosen_idx_{s}']])).to_numpy()
-    m['source'] = cf.groupby('prompt_idx').source.first().reindex(m.prompt_idx).to_numpy()
-    m['differs'] = m[f'chosen_idx_{a}'] != m[f'chosen_idx_{b}']
-    by_src = m.groupby('source').differs.agg(prompts='size', share_differs='mean').sort_values('share_differs', ascending=False)
-    gb, ga = m.groupby(f'model_{b}'), m.groupby(f'model_{a}')
-    by_model = pd.DataFrame({f'chosen_by_{b}': gb.size(), f'chosen_by_{a}': ga.size(),
-                             'share_overturned': gb.differs.mean()}).fillna(0)
-    by_model = by_model.astype({f'chosen_by_{b}': int, f'chosen_by_{a}': int}).rename_axis('model')
-    return DisagreementReport(a, b, len(m), float(m.differs.mean()) if len(m) else 0.0, by_src,
-                        by_model.sort_values('share_overturned', ascending=False), m)
+__all__ = ['BANDS', 'REVIEW_COLUMNS', 'FLAG_BANDS', 'RECORD_COLUMNS', 'critique_negativity', 'score_suspicion',
+           'detector_quality', 'inflated_chosen', 'overall_score_bands', 'replace_overall_score', 'ScoreFix',
+           'fix_overall_score', 'flag_bands', 'band_counts', 'input_rows', 'suspicion_reasons', 'suspicious_records',
+           'attach_suspicion', 'plot_disagreement', 'plot_suspicion', 'mismatch_summary', 'mismatch_sections',
+           'mismatch_cli']
 
 # %% ../nbs/03a_mismatch.ipynb #4e8563db
 _NEG_WORDS = (r"incorrect|inaccurate|unhelpful|irrelevant|wrong|fail(?:s|ed|ing)?|ignor(?:e|es|ed|ing)|misleading|"
@@ -117,7 +78,6 @@ def inflated_chosen(
     seed:int=42,                # seed of its draws
 )->dict:
     "Pairs made by `strategy`, and how many of their chosen / rejected completions are flagged."
-    from notus.binarize import select_pairs
     n = int(scored.prompt_idx.max()) + 1 if len(scored) else 0
     sp = select_pairs(scored, strategy, seed, n_prompts=n)
     flag = scored.set_index(['prompt_idx', 'completion_idx']).flagged
@@ -321,8 +281,8 @@ def attach_suspicion(
 
 # %% ../nbs/03a_mismatch.ipynb #01e4f280
 def plot_disagreement(
-    before:DisagreementReport,          # `disagreement` on the original rows
-    after:DisagreementReport|None=None, # `disagreement` on the repaired rows
+    before:Comparison,           # `compare_choices` on the original rows
+    after:Comparison|None=None,  # `compare_choices` on the repaired rows
 ):
     "Bar chart: share of prompts whose chosen completion differs, per source, before (and after) the repair."
     sns = style()
@@ -346,8 +306,9 @@ def plot_suspicion(
     sns = style()
     d = scored[scored.overall_score >= min_score].assign(flag=lambda x: np.where(x.flagged, 'flagged', 'not flagged'))
     fig, ax = figure(3.2)
-    sns.histplot(d, x='suspicion', hue='flag', hue_order=['not flagged', 'flagged'], palette=['C0', 'C3'],
-                 bins=np.linspace(0, 1, 33), multiple='stack', ax=ax)
+    if len(d): sns.histplot(d, x='suspicion', hue='flag', hue_order=['not flagged', 'flagged'], palette={'not flagged': 'C0', 'flagged': 'C3'},
+                            bins=np.linspace(0, 1, 33), multiple='stack', ax=ax)
+    else: ax.annotate(f'no completion with overall_score ≥ {min_score:g}', (0.5, 0.5), xycoords='axes fraction', ha='center')
     ax.axvline(min_gap / 4, color='k', lw=0.8, ls='--')
     ax.annotate(' flag threshold', (min_gap / 4, 1), xycoords=('data', 'axes fraction'), va='top', fontsize=8)
     ax.set_yscale('symlog', linthresh=10)
@@ -361,7 +322,7 @@ def mismatch_summary(ds, cf:pd.DataFrame|None=None, seed:int=42, **kwargs)->dict
     cf = completions_frame(ds, text=True) if cf is None or 'critique' not in cf else cf
     scored = score_suspicion(cf, **kwargs)
     fixed, fix = fix_overall_score(ds)
-    before, after = disagreement(cf, seed=seed), disagreement(completions_frame(fixed), seed=seed)
+    before, after = compare_choices(cf, seed=seed, n_examples=0), compare_choices(completions_frame(fixed), seed=seed, n_examples=0)
     return {'scored': scored, 'fix': fix, 'before': before, 'after': after, 'bands': band_counts(flag_bands(scored)),
             'chosen': {s: inflated_chosen(scored, s, seed) for s in ('overall_score', 'mean_rating')}}
 
@@ -419,40 +380,40 @@ def _validation_summary(rep)->dict:
     return {'rows_in': int(rep.rows_in), 'rows_kept': int(rep.rows_kept), 'rows_dropped': int(rep.rows_dropped),
             'dropped_by_reason': dict(rep.counts)}
 
+def _mismatch_lines(r:dict, recs:pd.DataFrame)->list:
+    "What `notus mismatch` prints: validation counts, the bands, the top records."
+    val, counts = r['validation'], r['bands']
+    lines = [f"{val['rows_in']} rows: {val['rows_kept']} kept, {val['rows_dropped']} dropped by validation"
+             + (f" ({', '.join(f'{k} {v}' for k, v in sorted(val['dropped_by_reason'].items()))})" if val['rows_dropped'] else ''),
+             f"{r['completions']} completions, {r['overall_score_10']} with overall_score 10"]
+    lines += [f"  {b:<9}{counts[b]:>7}  {_BAND_MEANING[b]}" for b in FLAG_BANDS]
+    if len(recs):
+        short = recs.assign(reason=[x if len(x) <= 110 else x[:107] + '...' for x in recs.reason])
+        lines += [f"top {len(recs)} of band {r['band']} (row = row of the input file, from 0):",
+                  short[['row', 'completion_idx', 'model', 'overall_score', 'mean_rating', 'suspicion', 'band', 'reason']].to_string(index=False)]
+    return lines
+
 def mismatch_cli(
-    path:str=None,          # UltraFeedback file or directory, or hub id (default: the bundled sample)
+    input:str|None=None,    # UltraFeedback file or directory, or hub id (default: the bundled sample)
     top:int=20,             # number of suspicious records to list (the most suspicious of --band)
     band:str='all',         # records of which band: inflated, review, other or all
-    json:bool=False,        # print JSON instead of a table
     min_score:float=8.0,    # only completions with overall_score >= this are flagged
     min_gap:float=1.5,      # flagging threshold (rating points of evidence)
     text_weight:float=1.0,  # weight of the critique's negative wording (0: ratings only)
     split:str='train',      # split, for hub ids and DatasetDict directories
-):
+)->dict:
     "Count the completions whose overall_score looks wrong, per band, and list the most suspicious ones."
     from tqdm.auto import tqdm
     if band not in ('all', *FLAG_BANDS): raise NotusError(f"--band must be one of all, {', '.join(FLAG_BANDS)}, not {band!r}.")
-    if top is not None and int(top) < 0: raise NotusError(f"--top must be 0 or more, not {top}.")
+    if top < 0: raise NotusError(f"--top must be 0 or more, not {top}.")
     with tqdm(total=3, desc='mismatch', disable=None) as bar:
-        ds, rep = load_ultrafeedback(path, split=split); bar.update()
-        if len(ds) == 0: raise NotusError(f"{path or 'the input'} has no valid rows ({rep.rows_dropped} of {rep.rows_in} dropped by validation).")
+        ds, rep = load_ultrafeedback(input, split=split); bar.update()
+        if len(ds) == 0: raise NotusError(f"{input or 'the input'} has no valid rows ({rep.rows_dropped} of {rep.rows_in} dropped by validation).")
         sc = score_suspicion(completions_frame(ds, text=True), min_score=min_score, min_gap=min_gap, text_weight=text_weight); bar.update()
-        counts = band_counts(flag_bands(sc))
-        recs = suspicious_records(ds, top=int(top), bands=FLAG_BANDS if band == 'all' else [band], scored=sc,
+        recs = suspicious_records(ds, top=top, bands=FLAG_BANDS if band == 'all' else [band], scored=sc,
                                   rows=input_rows(rep, len(ds))); bar.update()
-    val, n_ten = _validation_summary(rep), int((sc.overall_score == 10).sum())
-    if json:
-        print(_json.dumps({'input': str(path or 'bundled sample'), 'validation': val, 'completions': len(sc), 'overall_score_10': n_ten,
-                           'bands': counts, 'band': band, 'top': int(top),
-                           'records': _json.loads(recs.drop(columns='prompt_idx').to_json(orient='records'))}, indent=1, ensure_ascii=False))
-        return recs
-    print(f"{val['rows_in']} rows: {val['rows_kept']} kept, {val['rows_dropped']} dropped by validation"
-          + (f" ({', '.join(f'{k} {v}' for k, v in sorted(val['dropped_by_reason'].items()))})" if val['rows_dropped'] else ''))
-    print(f"{len(sc)} completions, {n_ten} with overall_score 10")
-    for b in FLAG_BANDS: print(f"  {b:<9}{counts[b]:>7}  {_BAND_MEANING[b]}")
-    if len(recs):
-        print(f"top {len(recs)} of band {band} (row = row of the input file, from 0):")
-        short = recs.assign(reason=[r if len(r) <= 110 else r[:107] + '...' for r in recs.reason])
-        print(short[['row', 'completion_idx', 'model', 'overall_score', 'mean_rating', 'suspicion', 'band', 'reason']]
-              .to_string(index=False))
-    return recs
+    r = {'input': str(input or 'bundled sample'), 'validation': _validation_summary(rep), 'completions': len(sc),
+         'overall_score_10': int((sc.overall_score == 10).sum()), 'bands': band_counts(flag_bands(sc)), 'band': band, 'top': top,
+         'records': _json.loads(recs.drop(columns='prompt_idx').to_json(orient='records'))}
+    print('\n'.join(_mismatch_lines(r, recs)))
+    return r

@@ -7,7 +7,8 @@ import numpy as np, pandas as pd, pytest
 import matplotlib; matplotlib.use('Agg')
 from notus.data import ASPECTS, completions_frame, load_ultrafeedback, prompt_id
 from notus.synthetic import DefectRates, make_ultrafeedback, write_ultrafeedback
-from notus.mismatch import (attach_suspicion, detector_quality, disagreement, fix_overall_score, inflated_chosen,
+from notus.binarize import compare_choices
+from notus.mismatch import (attach_suspicion, detector_quality, fix_overall_score, inflated_chosen,
                             score_suspicion, suspicious_records)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -67,7 +68,7 @@ def test_inflated_chosen_under_overall_score(gen):
     assert chosen_true > 0.8 * truth.inflated.sum()               # a 10 wins: most inflated ones become chosen
     assert inflated_chosen(score_suspicion(cf), 'mean_rating')['chosen_flagged'] < 0.05 * chosen_true   # only where every other completion is worse still
 
-# --- disagreement ---------------------------------------------------------------------------------------------
+# --- disagreement (notus.binarize.compare_choices) ---------------------------------------------------------------------------------------------
 
 def test_disagreement_matches_a_loop(gen):
     ds, truth, rows, cf = gen
@@ -78,7 +79,7 @@ def test_disagreement_matches_a_loop(gen):
         if len(rated) < 2 or len(set(rated)) == 1: continue       # mean_rating makes no pair
         d = _first_max(means) != _first_max([c['overall_score'] for c in r['completions']])
         differs.append(d); by_src.setdefault(r['source'], []).append(d)
-    dis = disagreement(cf)
+    dis = compare_choices(cf)
     assert dis.n_compared == len(differs)
     assert dis.share_differs == pytest.approx(np.mean(differs))
     for s, v in by_src.items(): assert dis.by_source.loc[s, 'share_differs'] == pytest.approx(np.mean(v)), s
@@ -86,7 +87,7 @@ def test_disagreement_matches_a_loop(gen):
 def test_repair_reduces_disagreement(gen):
     ds, truth, rows, cf = gen
     fixed, _ = fix_overall_score(ds)
-    before, after = disagreement(cf), disagreement(completions_frame(fixed))
+    before, after = compare_choices(cf), compare_choices(completions_frame(fixed))
     assert after.share_differs < before.share_differs - 0.05, (before, after)
 
 # --- the upstream repair --------------------------------------------------------------------------------------

@@ -78,11 +78,11 @@ def test_curate_never_replaces_the_folder_holding_its_input(small, tmp_path):
     (tmp_path/'data').mkdir(); inp = tmp_path/'data'/'uf.parquet'; shutil.copy(small, inp)
     before = files(tmp_path)
     for out in ['data', './data', str(tmp_path/'data'), '.', 'data/..']:
-        r = notus('curate', 'data/uf.parquet', '--out', out, '--no-analysis', cwd=tmp_path)
+        r = notus('curate', 'data/uf.parquet', '--output', out, '--no-analysis', cwd=tmp_path)
         one_sentence_error(r, 'would overwrite the input')
     assert files(tmp_path) == before
     (tmp_path/'notes').mkdir(); (tmp_path/'notes'/'todo.txt').write_text('mine')      # a folder notus did not write
-    one_sentence_error(notus('curate', 'data/uf.parquet', '--out', 'notes', '--no-analysis', cwd=tmp_path),
+    one_sentence_error(notus('curate', 'data/uf.parquet', '--output', 'notes', '--no-analysis', cwd=tmp_path),
                        'not a folder notus wrote')
     assert (tmp_path/'notes'/'todo.txt').read_text() == 'mine'
 
@@ -126,7 +126,7 @@ def test_json_report_in_a_missing_folder_is_created(small, tmp_path):
 
 
 def test_curate_arguments_checked_before_reading(tmp_path):
-    for args, words in [(['--out', ''], ['path is empty']), (['--out', 'o.parquet'], ['unsupported output folder type']),
+    for args, words in [(['--output', ''], ['path is empty']), (['--output', 'o.parquet'], ['unsupported output folder type']),
                         (['--test-size', '-1'], ['test_size must be']), (['--json-report', 'r.md'], ['.json'])]:
         one_sentence_error(notus('curate', 'no-such-input.parquet', *args, cwd=tmp_path), *words)
     assert list(tmp_path.iterdir()) == []
@@ -252,7 +252,7 @@ def test_sigkill_with_test_size_and_report_keeps_the_set_together(big, tmp_path)
 
 
 def test_sigkill_curate_keeps_the_previous_folder(big, tmp_path):
-    args = ['curate', big, '--out', 'cur', '--no-analysis']
+    args = ['curate', big, '--output', 'cur', '--no-analysis']
     new = reference(args, tmp_path/'new')
     old = reference(args + ['--seed', 7], tmp_path/'old')
     strip = lambda fs: {k: v for k, v in fs.items() if not k.endswith(('report.json', 'report.md'))}   # they hold timings
