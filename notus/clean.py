@@ -492,26 +492,26 @@ def bench_names(paths:list)->dict:
 def clean_cli(
     input:str,                  # pairs in any published layout: a .parquet/.jsonl/.json file, a folder or a hub id
     output:str='clean.parquet', # cleaned pairs: .parquet, .jsonl, .json or a folder
-    truthfulqa:str=None,        # TruthfulQA's CSV: drop prompts that contain one of its questions (pairs without `source`)
-    benchmark:list=None,        # benchmark prompt files to decontaminate against (AlpacaEval JSON, MT-Bench JSONL, ...)
+    truthfulqa:str|None=None,   # TruthfulQA's CSV: drop prompts that contain one of its questions (pairs without `source`)
+    benchmark:list|None=None,   # benchmark prompt files to decontaminate against (AlpacaEval JSON, MT-Bench JSONL, ...)
     keep_ties:bool=False,       # keep pairs whose chosen and rejected are rated the same
     keep_empty:bool=False,      # keep pairs with an empty chosen or rejected answer
-    split:str=None,             # the split to clean, when the input has several (default: all, together)
-    json_report:str=None,       # also write the report (with the dropped prompt ids) to this JSON file
-):
+    split:str|None=None,        # the split to clean, when the input has several (default: all, together)
+    json_report:str|None=None,  # also write the report (with the dropped prompt ids) to this JSON file, with the pairs
+)->dict:
     "Clean preference pairs of any layout: ties, empty and identical answers, TruthfulQA, benchmark prompts, duplicates."
-    from notus.core import check_output, atomic_path
-    from notus.pairs import write_pairs, PAIRS_SUFFIXES
-    inputs = [input, truthfulqa, *(benchmark or [])]
-    check_output(output, inputs, PAIRS_SUFFIXES, 'output')
-    if json_report: check_output(json_report, inputs + [output], ['.json'], 'JSON report')
+    from notus.binarize import output_paths, report_path, write_outputs
+    inputs = [p for p in (input, truthfulqa, *(benchmark or [])) if p]
+    targets = output_paths(output, None, inputs)
+    rfile = report_path(json_report, inputs, targets.values())
     pairs, rep = clean_pairs(input, truthfulqa=truthfulqa, benchmarks=bench_names(benchmark) if benchmark else None,
                              keep_ties=keep_ties, keep_empty=keep_empty, split=split)
     print(rep)
     if rep.rows_out == 0: raise NotusError(f"no pairs left after cleaning {input} ({rep.counts}); nothing written.")
-    written = write_pairs(pairs, output, inputs=inputs)
-    if json_report:
-        with atomic_path(json_report) as tmp: Path(tmp).write_text(json.dumps({'input': str(input), 'output': str(written) if not isinstance(written, dict)
-                                                                              else {k: str(v) for k, v in written.items()}} | rep.to_dict(ids=True), indent=2))
-    print(f"wrote {rep.rows_out} pairs to {written if not isinstance(written, dict) else ', '.join(map(str, written.values()))}")
-    return rep.to_dict()
+    if hasattr(pairs, 'keys') and Path(output).suffix: targets = output_paths(output, list(pairs), inputs)
+    out = {'input': str(input), 'output': {str(k): str(v) for k, v in targets.items()} if None not in targets else str(targets[None]),
+           **rep.to_dict(ids=True)}
+    written = write_outputs(pairs, targets, out, rfile)
+    paths = list(written.values()) if isinstance(written, dict) else [written]
+    print(f"wrote {rep.rows_out} pairs to {', '.join(map(str, paths))}" + (f" and the report to {rfile}" if rfile else ''))
+    return out

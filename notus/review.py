@@ -7,13 +7,16 @@ Docs: https://notus-dev.github.io/notus/review.html.md"""
 # %% ../nbs/05_review.ipynb #013ef597
 from __future__ import annotations
 import hashlib, json, os, warnings
+from typing import TYPE_CHECKING
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .core import NotusError, atomic_path, check_output
+from .core import NotusError, check_output
 from .data import arrow_table
 from .pairs import PAIRS_SUFFIXES, message_text, prompt_ids, read_pairs, swap_pairs, write_pairs
+
+if TYPE_CHECKING: import datasets
 from .mismatch import critique_negativity
 
 # %% auto #0
@@ -21,7 +24,7 @@ __all__ = ['SUSPICION_COLUMNS', 'TERMS_METADATA', 'FLOAT_METADATA', 'DECISIONS',
            'record_ids', 'add_critiques', 'pair_evidence', 'pair_suspicion', 'pair_reasons', 'rank_pairs',
            'review_frame', 'review_settings', 'to_records', 'ReviewServerError', 'connect', 'server_configured',
            'review_dataset', 'PushReport', 'push_for_review', 'submit_reviews', 'reviews_dataset', 'pull_reviews',
-           'resolve_reviews', 'ReviewReport', 'apply_reviews', 'review_cli']
+           'resolve_reviews', 'ReviewReport', 'apply_reviews', 'review_push_cli', 'review_pull_cli', 'review_apply_cli']
 
 # %% ../nbs/05_review.ipynb #8b3c4ff5
 def _texts(pairs, name:str)->list:
@@ -50,7 +53,7 @@ def record_ids(
 def add_critiques(
     pairs,                       # pairs from `notus.binarize.binarize`
     ds,                          # the UltraFeedback rows they were made from
-)->'datasets.Dataset':
+)->datasets.Dataset:
     "Add `chosen_critique` and `rejected_critique` columns (empty string when not found)."
     from notus.data import completions_frame
     cf = completions_frame(ds, text=True)[['prompt_id', 'response', 'critique']].drop_duplicates(['prompt_id', 'response'])
@@ -408,7 +411,7 @@ def submit_reviews(
 REVIEW_FEATURES = {'id': 'string', 'user': 'string', 'decision': 'string', 'corrected_rating': 'float64',
                    'comment': 'string', 'source': 'string', 'strategy': 'string'}
 
-def reviews_dataset(rows:list)->'datasets.Dataset':
+def reviews_dataset(rows:list)->datasets.Dataset:
     "A `datasets.Dataset` of review rows with the `REVIEW_FEATURES` schema (also when empty)."
     import datasets
     feats = datasets.Features({k: datasets.Value(v) for k, v in REVIEW_FEATURES.items()})
@@ -420,7 +423,7 @@ def pull_reviews(
     client=None,                 # an `argilla.Argilla` client (default: `connect()`)
     workspace:str|None=None,     # workspace name (default: the first one)
     progress:bool|None=None,     # show a progress bar (None: tqdm's default)
-)->'datasets.Dataset':
+)->datasets.Dataset:
     "Submitted answers as a `datasets.Dataset`, one row per (record, reviewer)."
     import argilla as rg
     from tqdm.auto import tqdm
@@ -553,50 +556,60 @@ def _read_reviews(path):
     except Exception as e: raise NotusError(f"{path} is not a readable reviews file ({type(e).__name__}).") from None
     raise NotusError(f"{path}: unsupported file type {p.suffix or '(none)'}; use .parquet, .jsonl or a dataset folder.")
 
-def review_cli(
-    action:str,                  # push, pull or apply
-    pairs:str=None,              # pairs (push, apply): a file, folder or hub id in any layout notus.pairs reads
+# %% ../nbs/05_review.ipynb #f7a276f5
+def review_push_cli(
+    input:str,                   # pairs: a file, folder or hub id in any layout notus.pairs reads
     name:str='notus-review',     # Argilla dataset name
-    workspace:str=None,          # Argilla workspace (default: the first one)
-    reviews:str=None,            # apply: reviews file from `pull` (default: pull them from the server)
-    output:str=None,             # pull: reviews file to write; apply: reviewed pairs file to write
-    suspicion:str='suspicion',   # push: suspicion score column, used when the pairs have it (else it is computed)
-    top:int=None,                # push: only the `top` most doubtful pairs
-    critiques:str=None,          # push: UltraFeedback rows the pairs came from ('bundled': the bundled sample), for GPT-4's critiques
-    split:str=None,              # pairs split to read, when the source holds several
-    min_submitted:int=1,         # push: answers needed per record (for a new dataset)
-    min_votes:int=1,             # apply: votes a record needs before its decision counts
-    api_url:str=None,            # server address (default: $ARGILLA_API_URL; the key comes from $ARGILLA_API_KEY)
-    json_report:str=None,        # write the report to this JSON file
-):
-    "Human review in Argilla: push pairs (most doubtful first), pull submitted answers, apply them."
-    if action not in ('push', 'pull', 'apply'): raise NotusError(f"unknown action {action!r}; use push, pull or apply.")
-    try: top, min_submitted, min_votes = (None if top is None else int(top)), int(min_submitted), int(min_votes)
-    except ValueError: raise NotusError("--top, --min-submitted and --min-votes take whole numbers.") from None
+    top:int|None=None,           # only the `top` most doubtful pairs
+    critiques:str|None=None,     # UltraFeedback rows the pairs came from ('bundled': the bundled sample), for GPT-4's critiques
+    suspicion:str='suspicion',   # suspicion score column, used when the pairs have it (else it is computed)
+    split:str|None=None,         # pairs split to read, when the source holds several
+    min_submitted:int=1,         # answers needed per record (for a new dataset)
+    workspace:str|None=None,     # Argilla workspace (default: the first one)
+    api_url:str|None=None,       # server address (default: $ARGILLA_API_URL; the key comes from $ARGILLA_API_KEY)
+)->dict:
+    "Push pairs to Argilla for review, most doubtful first."
     if top is not None and top < 1: raise NotusError(f"--top must be 1 or more, not {top}.")
-    if action in ('push', 'apply') and not pairs: raise NotusError(f"review {action} needs --pairs FILE.")
-    if action == 'apply' and not output: raise NotusError("review apply needs --output FILE for the reviewed pairs.")
-    if output: check_output(output, [p for p in (pairs, reviews) if p], PAIRS_SUFFIXES, 'output')
-    if json_report: check_output(json_report, [p for p in (pairs, reviews) if p], ['.json'], 'JSON report')
-    out = {'action': action, 'dataset': name}
-    if action == 'push':
-        p = _read_one(pairs, split)
-        if critiques:
-            from notus.data import load_ultrafeedback
-            p = add_critiques(p, load_ultrafeedback(None if critiques == 'bundled' else critiques)[0])
-        rep = push_for_review(p, name, connect(api_url), workspace, suspicion, top, min_submitted)
-        print(f"ranked by {rep.ranked_by}"); print(rep); out.update(rep.to_dict())
-    elif action == 'pull':
-        rv = pull_reviews(name, connect(api_url), workspace)
-        print(f"pulled {len(rv)} submitted answers from {len(set(rv['id']))} records of {name}")
-        if output: print(f"wrote {write_pairs(rv, output)}")
-        out.update({'answers': len(rv), 'records': len(set(rv['id'])), 'output': output})
-    else:
-        p = _read_one(pairs, split)
-        rv = _read_reviews(reviews) if reviews else pull_reviews(name, connect(api_url), workspace)
-        res, rep = apply_reviews(p, rv, min_votes)
-        print(rep); print(f"wrote {write_pairs(res, output, inputs=[pairs])}")
-        out.update(rep.to_dict(ids=True)); out['output'] = output
-    if json_report:
-        with atomic_path(json_report) as tmp: Path(tmp).write_text(json.dumps(out, indent=2, default=str), encoding='utf-8')
-    return out
+    if min_submitted < 1: raise NotusError(f"--min-submitted must be 1 or more, not {min_submitted}.")
+    p = _read_one(input, split)
+    if critiques:
+        from notus.data import load_ultrafeedback
+        p = add_critiques(p, load_ultrafeedback(None if critiques == 'bundled' else critiques)[0])
+    rep = push_for_review(p, name, connect(api_url), workspace, suspicion, top, min_submitted)
+    print(f"ranked by {rep.ranked_by}"); print(rep)
+    print(f"next: review the records in Argilla, then notus review apply {input} --output reviewed.parquet")
+    return {'input': str(input), **rep.to_dict()}
+
+# %% ../nbs/05_review.ipynb #f7a276f6
+def review_pull_cli(
+    name:str='notus-review',     # Argilla dataset name
+    output:str|None=None,        # reviews file to write (.parquet, .jsonl, .json or a folder)
+    workspace:str|None=None,     # Argilla workspace (default: the first one)
+    api_url:str|None=None,       # server address (default: $ARGILLA_API_URL; the key comes from $ARGILLA_API_KEY)
+)->dict:
+    "Pull the submitted review answers from Argilla."
+    if output: check_output(output, [], PAIRS_SUFFIXES, 'output')
+    rv = pull_reviews(name, connect(api_url), workspace)
+    print(f"pulled {len(rv)} submitted answers from {len(set(rv['id']))} records of {name}")
+    if output: print(f"wrote {write_pairs(rv, output)}")
+    return {'dataset': name, 'answers': len(rv), 'records': len(set(rv['id'])), 'output': output}
+
+# %% ../nbs/05_review.ipynb #f7a276f7
+def review_apply_cli(
+    input:str,                   # the pairs that were pushed: a file, folder or hub id in any layout notus.pairs reads
+    output:str,                  # reviewed pairs file to write (.parquet, .jsonl, .json or a folder)
+    reviews:str|None=None,       # reviews file from `review pull` (default: pull them from the server)
+    min_votes:int=1,             # votes a record needs before its decision counts
+    name:str='notus-review',     # Argilla dataset name (when the reviews are pulled)
+    split:str|None=None,         # pairs split to read, when the source holds several
+    workspace:str|None=None,     # Argilla workspace (default: the first one)
+    api_url:str|None=None,       # server address (default: $ARGILLA_API_URL; the key comes from $ARGILLA_API_KEY)
+)->dict:
+    "Apply the reviewers' decisions to the pairs: swap, discard or keep."
+    if min_votes < 1: raise NotusError(f"--min-votes must be 1 or more, not {min_votes}.")
+    check_output(output, [p for p in (input, reviews) if p], PAIRS_SUFFIXES, 'output')
+    p = _read_one(input, split)
+    rv = _read_reviews(reviews) if reviews else pull_reviews(name, connect(api_url), workspace)
+    res, rep = apply_reviews(p, rv, min_votes)
+    print(rep); print(f"wrote {write_pairs(res, output, inputs=[input])}")
+    return {'input': str(input), 'dataset': name, **rep.to_dict(ids=True), 'output': str(output)}

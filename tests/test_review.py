@@ -52,7 +52,7 @@ def test_apply_reads_any_layout_through_the_cli(tmp_path):
     ids = record_ids(pairs)
     rv = pd.DataFrame({'id': [ids[0], ids[1]], 'user': ['u', 'u'], 'decision': ['swap', 'discard']})
     rv.to_parquet(tmp_path/'rv.parquet')
-    r = subprocess.run(CLI + ['review', 'apply', '--pairs', str(src), '--reviews', str(tmp_path/'rv.parquet'),
+    r = subprocess.run(CLI + ['review', 'apply', str(src), '--reviews', str(tmp_path/'rv.parquet'),
                               '--output', str(tmp_path/'out.parquet'), '--json-report', str(tmp_path/'r.json')],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
@@ -63,7 +63,7 @@ def test_apply_reads_any_layout_through_the_cli(tmp_path):
     assert out[1]['chosen'][-1]['content'] == raw[2]['chosen']
     rep = json.loads((tmp_path/'r.json').read_text())
     assert (rep['swapped'], rep['discarded'], rep['rows_in'], rep['rows_out']) == (1, 1, len(raw), len(raw) - 1)
-    r = subprocess.run(CLI + ['review', 'apply', '--pairs', str(src), '--reviews', str(tmp_path/'rv.parquet'), '--output', str(src)],
+    r = subprocess.run(CLI + ['review', 'apply', str(src), '--reviews', str(tmp_path/'rv.parquet'), '--output', str(src)],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr     # never over its input
 
@@ -71,6 +71,6 @@ def test_apply_reads_any_layout_through_the_cli(tmp_path):
 def test_push_accepts_bundled_critiques_and_needs_a_server(tmp_path):
     src = write_layout('notus', tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith('ARGILLA_')}
-    r = subprocess.run(CLI + ['review', 'push', '--pairs', str(src), '--top', '5', '--critiques', 'bundled'],
+    r = subprocess.run(CLI + ['review', 'push', str(src), '--top', '5', '--critiques', 'bundled'],
                        capture_output=True, text=True, cwd=ROOT, env=env)
     assert r.returncode == 2 and 'no Argilla server configured' in r.stderr and 'Traceback' not in r.stderr, r.stderr

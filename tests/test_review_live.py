@@ -137,9 +137,9 @@ def test_round_trip_two_reviewers(owner, annotator, data, name, tmp_path):
     pairs_file = tmp_path/'pairs.parquet'
     import pyarrow.parquet as pq
     pq.write_table(pairs.data.table, pairs_file)
-    r = subprocess.run(cli + ['pull', '--name', name, '--output', str(tmp_path/'rv.parquet')], capture_output=True, text=True, env=env, cwd=ROOT)
+    r = subprocess.run(cli + ['pull', name, '--output', str(tmp_path/'rv.parquet')], capture_output=True, text=True, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    r = subprocess.run(cli + ['apply', '--pairs', str(pairs_file), '--reviews', str(tmp_path/'rv.parquet'),
+    r = subprocess.run(cli + ['apply', str(pairs_file), '--reviews', str(tmp_path/'rv.parquet'),
                               '--output', str(tmp_path/'out.parquet')], capture_output=True, text=True, env=env, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     back = pq.read_table(tmp_path/'out.parquet')              # read through notus.pairs: same rows, the reader's list naming
@@ -156,7 +156,7 @@ def test_wrong_key_is_one_sentence(owner, name):
     with pytest.raises(ReviewServerError, match='refused the API key') as e:
         connect(api_key=bad)
     assert bad not in str(e.value)
-    r = subprocess.run([sys.executable, '-c', 'from notus.cli import cli; cli()', 'review', 'pull', '--name', name],
+    r = subprocess.run([sys.executable, '-c', 'from notus.cli import cli; cli()', 'review', 'pull', name],
                        capture_output=True, text=True, env={**os.environ, 'ARGILLA_API_KEY': bad}, cwd=ROOT)
     assert r.returncode == 2
     assert 'refused the API key' in r.stderr and 'Traceback' not in r.stderr and bad not in r.stderr + r.stdout
@@ -203,13 +203,13 @@ def test_push_top_from_curate_output_ranks_by_suspicion_with_the_reason(owner, n
     from notus.review import review_dataset
     out = tmp_path/'cur'
     cli = [sys.executable, '-c', 'from notus.cli import cli; cli()']
-    r = subprocess.run(cli + ['curate', '--out', str(out)], capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(cli + ['curate', '--output', str(out)], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     pairs_file = out/'train_prefs.parquet'
     rows = pq.read_table(pairs_file).to_pylist()
     assert 'suspicion' not in rows[0] and len(rows) > 100
 
-    r = subprocess.run(cli + ['review', 'push', '--pairs', str(pairs_file), '--top', '20', '--name', name],
+    r = subprocess.run(cli + ['review', 'push', str(pairs_file), '--top', '20', '--name', name],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
     ranked = [l for l in r.stdout.splitlines() if l.startswith('ranked by ')]
@@ -242,7 +242,7 @@ def test_push_top_from_curate_output_ranks_by_suspicion_with_the_reason(owner, n
     # with --critiques bundled (the sample curate read) the critiques join in and count
     name2 = name + '-c'
     try:
-        r = subprocess.run(cli + ['review', 'push', '--pairs', str(pairs_file), '--top', '5', '--name', name2,
+        r = subprocess.run(cli + ['review', 'push', str(pairs_file), '--top', '5', '--name', name2,
                                   '--critiques', 'bundled'], capture_output=True, text=True, cwd=ROOT)
         assert r.returncode == 0, r.stderr
         assert 'chosen_critique' in next(l for l in r.stdout.splitlines() if l.startswith('ranked by ')), r.stdout
