@@ -22,7 +22,7 @@ VERBS = {
     'generate-data': 'notus.synthetic:generate_data_cli',
     'analyze': 'notus.analyze:analyze_cli',
     'mismatch': 'notus.mismatch:mismatch_cli',
-    'binarize': 'notus.binarize:binarize_cli',
+    'binarize': 'notus.curate:binarize_cli',
     'clean': 'notus.clean:clean_cli',
     'curate': 'notus.curate:curate_cli',
     'review': 'notus.review:review_cli',
