@@ -6,7 +6,7 @@ openbmb/UltraFeedback) and reused. Two measurements, each the median of several 
 - in-process, per phase: load + validate, the tidy view, the summary tables, the seven plots (drawn and saved as
   PNG), the report, and separately the mismatch sections (strategy disagreement before/after the repair,
   detector, suspicious records);
-- end to end: `notus analyze FILE --out DIR` in a fresh process (imports included), with and without
+- end to end: `notus analyze FILE --output DIR` in a fresh process (imports included), with and without
   `--no-mismatch`, as a user runs it.
 
     python bench/analysis_speed.py                 # 64k prompts, 3 runs: about a minute on a 2-core CPU
@@ -45,7 +45,7 @@ def phases(path, out):
 
 def cli(path, out, *extra):
     t = time.perf_counter()
-    p = subprocess.run([str(Path(sys.executable).parent/'notus'), 'analyze', str(path), '--out', str(out), *extra],
+    p = subprocess.run([str(Path(sys.executable).parent/'notus'), 'analyze', str(path), '--output', str(out), *extra],
                        capture_output=True, text=True, env={**os.environ, 'MPLBACKEND': 'Agg'})
     if p.returncode: raise SystemExit(p.stderr)
     return time.perf_counter() - t

@@ -15,8 +15,8 @@ from .report import figure, style, save_figure, write_text
 # %% auto #0
 __all__ = ['RATING_LEVELS', 'RATING_BINS', 'overview', 'rating_counts', 'na_rates', 'score_counts', 'group_summary',
            'model_summary', 'source_summary', 'joint_counts', 'plot_aspect_ratings', 'plot_mean_rating',
-           'plot_overall_score', 'plot_na_rates', 'plot_joint', 'plot_groups', 'plot_models', 'plot_sources',
-           'analysis_tables', 'analysis_figures', 'analysis_sections']
+           'plot_overall_score', 'plot_na_rates', 'plot_joint', 'box_stats', 'plot_groups', 'plot_models',
+           'plot_sources', 'analysis_tables', 'analysis_figures', 'analysis_sections']
 
 # %% ../nbs/01_analysis.ipynb #28dcf28d
 def overview(
@@ -48,8 +48,10 @@ def rating_counts(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 )->pd.DataFrame:
     "Number of completions per rating value (rows '1'..'5', 'N/A') and aspect (columns)."
-    df = pd.DataFrame({a: cf[a].map(lambda v: f'{v:g}', na_action='ignore').fillna('N/A').value_counts()
-                       for a in ASPECTS})
+    def counts(col):   # count the values, then name the few distinct ones
+        vc = cf[col].value_counts(dropna=False)
+        return pd.Series(vc.to_numpy(), index=['N/A' if v != v else f'{v:g}' for v in vc.index])
+    df = pd.DataFrame({a: counts(a) for a in ASPECTS})
     df = df.reindex(sorted(set(df.index) | set(RATING_LEVELS), key=_level_key)).fillna(0).astype(int)
     df.index.name = 'rating'
     return df
@@ -127,13 +129,18 @@ def plot_aspect_ratings(
     return fig
 
 # %% ../nbs/01_analysis.ipynb #eef01992
+def _hist(ax, values:pd.Series, bins:np.ndarray, color:str):
+    "Draw the histogram of `values` (NaN left out) from its counts: one bar per bin, however many values."
+    counts, edges = np.histogram(values.dropna().to_numpy(), bins)
+    ax.bar(edges[:-1], counts, width=np.diff(edges), align='edge', color=color, alpha=0.75, edgecolor='white', linewidth=0.5)
+
 def plot_mean_rating(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
     "Histogram of the mean aspect rating of each completion."
-    sns = style()
+    style()
     fig, ax = figure(3.2)
-    sns.histplot(cf.mean_rating.dropna(), bins=np.arange(0.875, 5.2, 0.25), ax=ax, color='C0')
+    _hist(ax, cf.mean_rating, np.arange(0.875, 5.2, 0.25), 'C0')
     ax.set(xlabel='mean aspect rating (1-5)', ylabel='completions', title='Mean rating per completion', xlim=(0.75, 5.25))
     return fig
 
@@ -141,9 +148,9 @@ def plot_overall_score(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
     "Histogram of `overall_score`, in half-point bins."
-    sns = style()
+    style()
     fig, ax = figure(3.2)
-    sns.histplot(cf.overall_score.dropna(), bins=np.arange(0.75, 10.3, 0.5), ax=ax, color='C1')
+    _hist(ax, cf.overall_score, np.arange(0.75, 10.3, 0.5), 'C1')
     ax.set(xlabel='overall_score (1-10)', ylabel='completions', title='overall_score per completion', xticks=range(1, 11))
     return fig
 
@@ -182,6 +189,21 @@ def plot_joint(
     return fig
 
 # %% ../nbs/01_analysis.ipynb #942d2338
+def box_stats(
+    d:pd.DataFrame, # tidy view (or part of it)
+    by:str,         # column to group by
+    col:str,        # column whose distribution each box shows
+    order:list,     # groups, in the order of the boxes
+)->list:
+    "Tukey box statistics per group (quartiles; whiskers at the furthest value within 1.5 IQR), as `Axes.bxp` takes them."
+    v = d[[by, col]].dropna()
+    q = v.groupby(by)[col].quantile([0.25, 0.5, 0.75]).unstack().reindex(order)
+    iqr = q[0.75] - q[0.25]
+    lo, hi = (q[0.25] - 1.5 * iqr).reindex(v[by]).to_numpy(), (q[0.75] + 1.5 * iqr).reindex(v[by]).to_numpy()
+    wlo, whi = v[col].where(v[col].to_numpy() >= lo).groupby(v[by]).min(), v[col].where(v[col].to_numpy() <= hi).groupby(v[by]).max()
+    return [{'label': str(k), 'q1': q.at[k, 0.25], 'med': q.at[k, 0.5], 'q3': q.at[k, 0.75],
+             'whislo': wlo.get(k, np.nan), 'whishi': whi.get(k, np.nan)} for k in order]
+
 def plot_groups(
     cf:pd.DataFrame,  # tidy view from `completions_frame`
     by:str='model',   # 'model' or 'source'
@@ -193,12 +215,14 @@ def plot_groups(
     d = cf[[by, 'mean_rating', 'overall_score']]
     order = d.groupby(by).mean_rating.median().sort_values(ascending=False).index.tolist()
     fig, axs = figure(max(2.4, 0.3 * len(order) + 1.0), 2, sharey=True)
-    draw = sns.boxplot if kind == 'box' else sns.violinplot
-    kw = dict(fliersize=1.5, linewidth=0.8) if kind == 'box' else dict(cut=0, linewidth=0.6, density_norm='width')
     for ax, col, lab, lim, c in [(axs[0], 'mean_rating', 'mean aspect rating (1-5)', (0.8, 5.2), 'C0'),
                                  (axs[1], 'overall_score', 'overall_score (1-10)', (0.6, 10.4), 'C1')]:
-        draw(d, x=col, y=by, order=order, ax=ax, color=c, **kw)
+        if kind == 'box':
+            ax.bxp(box_stats(d, by, col, order), positions=range(len(order)), orientation='horizontal', showfliers=False, patch_artist=True, manage_ticks=ax is axs[0],
+                   boxprops=dict(facecolor=c, alpha=0.75, linewidth=0.8), medianprops=dict(color='k', linewidth=0.8))
+        else: sns.violinplot(d, x=col, y=by, order=order, ax=ax, color=c, cut=0, linewidth=0.6, density_norm='width')
         ax.set(xlabel=lab, ylabel=by if ax is axs[0] else '', xlim=lim)
+    if kind == 'box': axs[0].invert_yaxis()   # the best group on top (the axes share y)
     fig.suptitle(f'Ratings per {by}')
     return fig
 

@@ -8,7 +8,7 @@ Docs: https://notus-dev.github.io/notus/analyze.html.md"""
 from __future__ import annotations
 from pathlib import Path
 import pandas as pd
-from .data import NotusError, completions_frame, load_ultrafeedback
+from .data import NotusError, ValidationReport, completions_frame, load_ultrafeedback
 from .report import write_report
 from .analysis import analysis_sections
 from .mismatch import input_rows, mismatch_sections
@@ -18,7 +18,7 @@ __all__ = ['validation_section', 'analysis_report', 'analyze_cli']
 
 # %% ../nbs/03b_analyze.ipynb #c4f3ecaa
 def validation_section(
-    rep,  # the `ValidationReport` of `load_ultrafeedback`
+    rep:ValidationReport,  # from `load_ultrafeedback`
 )->dict:
     "A report section: rows in, kept, dropped, and dropped rows per reason."
     t = pd.DataFrame({'rows': {'in': rep.rows_in, 'kept': rep.rows_kept, 'dropped': rep.rows_dropped,
@@ -36,13 +36,15 @@ def analysis_report(
     html:bool=True,       # also write report.html
     title:str='UltraFeedback analysis', # report title
     progress:bool=False,  # show a progress bar
-    validation=None,      # the `ValidationReport` of `load_ultrafeedback`: a first section, and input rows in the records
+    validation:ValidationReport|None=None, # from `load_ultrafeedback`: a first section, and input rows in the records
+    cf:pd.DataFrame|None=None, # the rows' `completions_frame` (with `text=True` for the mismatch sections), when already built
 )->Path:
     "Write tables (CSV/JSON), plots (PNG) and a one-page report.md (and .html) to `out_dir`; returns report.md."
     from tqdm.auto import tqdm
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
     with tqdm(total=10 + 2 * mismatch, desc='analyze', disable=not progress or None) as bar:
-        cf = completions_frame(ds, text=mismatch); bar.update()
+        if cf is None or (mismatch and 'critique' not in cf): cf = completions_frame(ds, text=mismatch)
+        bar.update()
         if len(cf) == 0: raise NotusError("the dataset has no valid rows to analyse (every row was dropped by validation).")
         sections = [validation_section(validation)] if validation is not None else []
         sections += analysis_sections(cf, out_dir, bar)
@@ -54,20 +56,21 @@ def analysis_report(
 
 # %% ../nbs/03b_analyze.ipynb #4f08e635
 def analyze_cli(
-    path:str=None,            # UltraFeedback file or directory, or hub id (default: the bundled sample)
-    out:str='analysis_out',   # output directory for tables, plots and the report
-    top:int=20,               # suspicious records listed in the report
-    no_mismatch:bool=False,   # leave out the mismatch sections (strategy disagreement, bands, suspicious records)
-    no_html:bool=False,       # write report.md only
-    split:str='train',        # split, for hub ids and DatasetDict directories
-):
+    input:str|None=None,        # UltraFeedback file or directory, or hub id (default: the bundled sample)
+    output:str='analysis_out',  # output directory for tables, plots and the report
+    top:int=20,                 # suspicious records listed in the report
+    mismatch:bool=True,         # add the mismatch sections (strategy disagreement, bands, suspicious records)
+    html:bool=True,             # also write report.html
+    split:str='train',          # split, for hub ids and DatasetDict directories
+)->dict:
     "Analyse an UltraFeedback file: summary tables (CSV/JSON), plots (PNG) and a one-page report."
     import matplotlib
     matplotlib.use('Agg')
-    if int(top) < 0: raise NotusError(f"--top must be 0 or more, not {top}.")
-    ds, rep = load_ultrafeedback(path, split=split)
+    if top < 0: raise NotusError(f"--top must be 0 or more, not {top}.")
+    ds, rep = load_ultrafeedback(input, split=split)
     print(f"validation: {rep.rows_kept} of {rep.rows_in} rows kept, {rep.rows_dropped} dropped"
           + (f" ({', '.join(f'{k} {v}' for k, v in sorted(rep.counts.items()))})" if rep.rows_dropped else ''))
-    p = analysis_report(ds, out, mismatch=not no_mismatch, top=int(top), html=not no_html, progress=True, validation=rep)
-    print(f"report: {p}")
-    return p
+    p = analysis_report(ds, output, mismatch=mismatch, top=top, html=html, progress=True, validation=rep)
+    print(f"report: {p}" + (f"\n        {p.with_suffix('.html')}" if html else ''))
+    return {'input': str(input or 'bundled sample'), 'validation': rep.to_dict(ids=False),
+            'report': str(p), 'html': str(p.with_suffix('.html')) if html else None, 'output': str(output)}

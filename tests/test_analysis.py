@@ -87,7 +87,7 @@ def _notus(*args, cwd=ROOT):
     return subprocess.run([str(BIN/'notus'), *map(str, args)], capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 def test_analyze_cli_writes_every_plot_and_the_report(tmp_path):
-    r = _notus('analyze', '--out', tmp_path/'out')
+    r = _notus('analyze', '--output', tmp_path/'out')
     assert r.returncode == 0, r.stderr
     out = tmp_path/'out'
     pngs = sorted(p.name for p in out.glob('*.png'))
@@ -109,7 +109,7 @@ def test_analyze_cli_writes_every_plot_and_the_report(tmp_path):
 def test_analyze_cli_on_a_jsonl_file_without_mismatch(tmp_path):
     from notus.synthetic import write_ultrafeedback
     p = write_ultrafeedback(tmp_path/'uf.jsonl', 40, seed=2)
-    r = _notus('analyze', p, '--out', tmp_path/'o', '--no-mismatch', '--no-html')
+    r = _notus('analyze', p, '--output', tmp_path/'o', '--no-mismatch', '--no-html')
     assert r.returncode == 0, r.stderr
     assert not (tmp_path/'o'/'report.html').exists() and not (tmp_path/'o'/'suspicion.png').exists()
     assert (tmp_path/'o'/'joint.png').exists()
@@ -124,7 +124,7 @@ def test_analyze_cli_refuses_malformed_input_in_one_sentence(tmp_path, name, con
     p = tmp_path/name
     if content is None: pd.DataFrame({'text': ['a', 'b']}).to_parquet(p)
     elif content != 'SKIP': p.write_text(content)
-    r = _notus('analyze', p, '--out', tmp_path/'out')
+    r = _notus('analyze', p, '--output', tmp_path/'out')
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and msg in lines[0] and 'Traceback' not in r.stderr, r.stderr
@@ -134,7 +134,7 @@ def test_all_rows_invalid_is_one_sentence(tmp_path):
     for r in rows: r['completions'] = r['completions'][:1]            # too few completions: every row dropped
     p = tmp_path/'bad.jsonl'
     p.write_text(''.join(json.dumps(r) + '\n' for r in rows))
-    r = _notus('analyze', p, '--out', tmp_path/'out')
+    r = _notus('analyze', p, '--output', tmp_path/'out')
     assert r.returncode == 2 and 'no valid rows' in r.stderr.strip().splitlines()[-1], r.stderr
 
 def test_analyze_counts_dropped_rows_and_names_input_rows(tmp_path):
@@ -144,7 +144,7 @@ def test_analyze_counts_dropped_rows_and_names_input_rows(tmp_path):
     for i in broken: rows[i]['completions'] = rows[i]['completions'][:1]          # too few completions
     p = tmp_path/'dirty.jsonl'
     p.write_text(''.join(json.dumps(r) + '\n' for r in rows))
-    r = _notus('analyze', p, '--out', tmp_path/'o', '--no-html')
+    r = _notus('analyze', p, '--output', tmp_path/'o', '--no-html')
     assert r.returncode == 0, r.stderr
     assert 'validation: 196 of 200 rows kept, 4 dropped' in r.stdout, r.stdout
     md = (tmp_path/'o'/'report.md').read_text()

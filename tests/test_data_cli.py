@@ -76,5 +76,5 @@ def test_all_rows_invalid(tmp_path):
     r = notus('validate', f, '--json')
     assert r.returncode == 0 and json.loads(r.stdout)['dropped_by_reason'] == {'too_few_completions': 1}
     for verb in ('binarize', 'curate'):
-        r = notus(verb, f, '--out' if verb == 'curate' else '--output', tmp_path/'out')
+        r = notus(verb, f, '--output', tmp_path/'out')
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and 'no valid rows' in r.stderr, r.stderr

@@ -74,7 +74,7 @@ def test_all_null_rating_column_is_missing_not_a_crash(tmp_path):
     rep = validate(f)
     assert rep['dropped_rows'] == {'missing_field': [0, 1, 2]}
     for verb in ('binarize', 'curate'):
-        r = notus(verb, f, '--out' if verb == 'curate' else '--output', tmp_path/f'out_{verb}')
+        r = notus(verb, f, '--output', tmp_path/f'out_{verb}')
         one_line_error(r, 'no valid rows')
 
 def test_saved_dataset_and_json_array_with_numeric_ratings(tmp_path):
@@ -109,8 +109,8 @@ def test_lone_surrogate_is_replaced_and_counted_in_every_verb(tmp_path):
     f.write_text(text.replace('LONE', '\\ud800').replace('LOW', '\\udfff').replace('PAIR', '\\ud83d\\ude00'))  # escapes, as JSON writes them
     rep = validate(f)
     assert (rep['rows_kept'], rep['repaired_rows']) == (80, {'lone_surrogate': [2, 5]})
-    for verb in (('analyze', '--out', tmp_path/'an'), ('mismatch',), ('binarize', '--output', tmp_path/'p.jsonl'),
-                 ('curate', '--out', tmp_path/'cur')):
+    for verb in (('analyze', '--output', tmp_path/'an'), ('mismatch',), ('binarize', '--output', tmp_path/'p.jsonl'),
+                 ('curate', '--output', tmp_path/'cur')):
         r = notus(verb[0], f, *verb[1:])
         assert r.returncode == 0 and 'Traceback' not in r.stderr, (verb, r.stderr[-3000:])
     texts = [json.loads(l)['prompt'][0]['content'] for l in (tmp_path/'p.jsonl').read_text(encoding='utf-8').splitlines()]
@@ -178,7 +178,7 @@ def test_empty_prompts_are_dropped(tmp_path):
     rows[1]['instruction'], rows[3]['instruction'], rows[4]['instruction'] = '', ' \t\n ', '\u3000'
     rep = validate(write_jsonl(tmp_path/'p.jsonl', rows))
     assert rep['dropped_rows'] == {'empty_prompt': [1, 3, 4]}
-    r = notus('curate', tmp_path/'p.jsonl', '--out', tmp_path/'cur')
+    r = notus('curate', tmp_path/'p.jsonl', '--output', tmp_path/'cur')
     if r.returncode == 0:
         for f in (tmp_path/'cur').rglob('*.jsonl'):
             for line in f.read_text().splitlines():
