@@ -31,7 +31,7 @@ def completion_tokens(
     max_length:int|None=None,   # keep at most this many tokens of each sequence (its start, as TRL's keep_start)
 )->tuple:
     "Token ids of each templated prompt + completion, and the index of each completion's first token."
-    from notus.dpo import check_chat_template
+    from notus.template import check_chat_template
     check_chat_template(tokenizer)
     if len(prompts) != len(completions): raise NotusError(f"got {len(prompts)} prompts and {len(completions)} completions.")
     if not len(prompts): return [], np.zeros(0, int)
@@ -179,7 +179,8 @@ def load_run(
 )->tuple:
     "`(policy, reference, tokenizer, recipe)` for a trained model; reference None means the policy's adapter disabled."
     from transformers import AutoTokenizer
-    from notus.dpo import load_recipe, build_tiny_model, check_chat_template
+    from notus.recipe import load_recipe
+    from notus.template import build_tiny_model, check_chat_template
     d = Path(model_dir)
     if not d.is_dir() or not ((d/'config.json').exists() or (d/'adapter_config.json').exists()):
         raise NotusError(f"{d} is not a model folder (no config.json or adapter_config.json), e.g. one saved by notus train.")
@@ -216,7 +217,7 @@ def generate(
     "The model's answer to each prompt, generated in batches with the chat template."
     import torch
     from tqdm.auto import tqdm
-    from notus.dpo import check_chat_template
+    from notus.template import check_chat_template
     check_chat_template(tokenizer)
     convs = [[{'role': 'user', 'content': p}] if isinstance(p, str) else list(p) for p in prompts]
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
@@ -429,7 +430,7 @@ def generate_cli(
 
 def _load_policy(d:Path)->tuple:
     from transformers import AutoTokenizer
-    from notus.dpo import check_chat_template
+    from notus.template import check_chat_template
     if not d.is_dir() or not ((d/'config.json').exists() or (d/'adapter_config.json').exists()):
         raise NotusError(f"{d} is not a model folder (no config.json or adapter_config.json), e.g. one saved by notus train.")
     try: tok = AutoTokenizer.from_pretrained(str(d))

@@ -70,7 +70,7 @@ def load_experiment(
     if isinstance(recipe, str) and path is not None and (path.parent/recipe).exists(): recipe = str(path.parent/recipe)
     override = cfg.get('override') or {}
     if isinstance(override, list):
-        from notus.dpo import parse_overrides
+        from notus.recipe import parse_overrides
         override = {f'{s}.{k}': v for s, kv in parse_overrides(override).items() for k, v in (kv.items() if isinstance(kv, dict) else [])}
     name = cfg.get('name') or (path.stem if path else 'experiment')
     out = Path(output_dir or cfg.get('output_dir') or f'runs/experiments/{name}')
@@ -231,7 +231,8 @@ def run_experiment(
     "Run the experiment: data-level analysis, one DPO model per strategy, every model on every held-out set; write the results."
     import datasets, torch
     from tqdm.auto import tqdm
-    from notus.dpo import load_recipe, tokenizer_texts, build_tiny_tokenizer, build_tiny_model
+    from notus.recipe import load_recipe
+    from notus.template import tokenizer_texts, build_tiny_tokenizer, build_tiny_model
     from notus.evaluate import pair_logps, evaluate_pairs, load_run
     exp = exp if isinstance(exp, Experiment) else load_experiment(exp, output_dir)
     if output_dir is not None: exp.output_dir = Path(output_dir)
@@ -354,7 +355,7 @@ def experiment_cli(
 ):
     "Compare binarization strategies: data-level agreement, one DPO model per strategy, held-out reward accuracy."
     import json as _json
-    from notus.dpo import load_recipe
+    from notus.recipe import load_recipe
     exp = load_experiment(file, output_dir)
     if check:
         r = load_recipe(exp.recipe, exp.override or None, dry_run=True)

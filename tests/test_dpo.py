@@ -56,7 +56,7 @@ def test_tiny_recipe_end_to_end(tiny_run):
     # reload and generate with the chat template
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from notus.dpo import ZEPHYR_CHAT_TEMPLATE, generate_reply
+    from notus.template import ZEPHYR_CHAT_TEMPLATE, generate_reply
     tok = AutoTokenizer.from_pretrained(out)
     assert tok.chat_template == ZEPHYR_CHAT_TEMPLATE
     model = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()
@@ -69,7 +69,9 @@ def test_heldout_accuracy_recomputed(tiny_run):
     tmp, res, _, _ = tiny_run
     out = Path(res['output_dir']); out = out if out.is_absolute() else tmp/out
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from notus.dpo import load_recipe, load_pairs, build_tiny_model
+    from notus.recipe import load_recipe
+    from notus.template import build_tiny_model
+    from notus.dpo import load_pairs
     recipe = load_recipe(out/'recipe.yaml')
     tok = AutoTokenizer.from_pretrained(out)
     policy = AutoModelForCausalLM.from_pretrained(out, use_safetensors=True).eval()
@@ -96,8 +98,8 @@ def test_shuffled_labels_stay_near_chance(tiny_run, tmp_path):
 def test_gpu_recipes_load_and_validate(name):
     "The 7B and 8x7B recipes build their config objects here: no GPU, no network, no unknown key."
     from trl import DPOConfig, ModelConfig
-    from notus.dpo import load_recipe, _has_gpu
-    r = load_recipe(name, dry_run=not _has_gpu())
+    from notus.recipe import load_recipe, has_gpu
+    r = load_recipe(name, dry_run=not has_gpu())
     assert isinstance(r.training, DPOConfig) and isinstance(r.model, ModelConfig)
     t = r.training
     assert (t.beta, t.learning_rate, t.lr_scheduler_type, t.seed, t.max_length, t.bf16) == (0.1, 5e-7, 'linear', 42, 1024, True)
@@ -110,7 +112,7 @@ def test_gpu_recipes_load_and_validate(name):
         assert r.launch.num_processes == 8 and r.launch.accelerate_config
 
 def test_recipe_numbers():
-    from notus.dpo import load_recipe
+    from notus.recipe import load_recipe
     n, z, x = (load_recipe(k, dry_run=True) for k in ('notus-7b-v1', 'zephyr-7b-beta', 'notux-8x7b-v1'))
     assert (n.training.optim, n.training.num_train_epochs, n.training.warmup_steps, n.data.test_size) == ('rmsprop', 3, 0.1, 2000)
     assert n.model.model_name_or_path == z.model.model_name_or_path == 'alignment-handbook/zephyr-7b-sft-full'
@@ -144,7 +146,8 @@ def test_cli_check_and_errors(tmp_path, capsys):
 def test_tokenizer_without_chat_template(tmp_path):
     from transformers import PreTrainedTokenizerFast
     from notus.data import NotusError
-    from notus.dpo import train, build_tiny_tokenizer
+    from notus.template import build_tiny_tokenizer
+    from notus.dpo import train
     tok = build_tiny_tokenizer(['hello world'] * 10, 300)
     bare = PreTrainedTokenizerFast(tokenizer_object=tok.backend_tokenizer, bos_token='<s>', eos_token='</s>', pad_token='<pad>')
     with pytest.raises(NotusError, match='no chat template'):
@@ -153,7 +156,9 @@ def test_tokenizer_without_chat_template(tmp_path):
 def test_no_duplicated_bos_or_eos(tmp_path):
     "Every tokenized training pair of the tiny recipe starts with one BOS, and each completion holds one EOS, none doubled."
     from trl import DPOTrainer
-    from notus.dpo import load_recipe, load_pairs, load_tokenizer, load_model, tokenizer_texts, reference_model, truncate_prompts
+    from notus.recipe import load_recipe
+    from notus.template import tokenizer_texts
+    from notus.dpo import load_pairs, load_tokenizer, load_model, reference_model, truncate_prompts
     recipe = load_recipe('tiny-cpu', [f'training.output_dir={tmp_path}'])
     dd = load_pairs(recipe.data)
     for template in ('zephyr', 'mistral-inst'):

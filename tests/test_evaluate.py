@@ -30,7 +30,8 @@ def run(tmp_path_factory):
     import torch
     from notus.data import load_ultrafeedback
     from notus.binarize import binarize, split_pairs
-    from notus.dpo import build_tiny_tokenizer, build_tiny_model, train, tokenizer_texts
+    from notus.template import build_tiny_tokenizer, build_tiny_model, tokenizer_texts
+    from notus.dpo import train
     torch.set_num_threads(1)
     uf, _ = load_ultrafeedback(None)
     pairs, _ = binarize(uf, 'mean_rating', min_margin=1.0)
@@ -123,7 +124,7 @@ def test_generate_alpaca_eval_layout(run, tmp_path):
     _is_alpaca_eval(out)
     assert [o['instruction'] for o in out] == [e['instruction'] for e in evalset]
     assert [o['dataset'] for o in out] == [e['dataset'] for e in evalset] and out[0]['generator'] == 'notus-tiny'
-    from notus.dpo import generate_reply
+    from notus.template import generate_reply
     assert out[2]['output'] == generate_reply(run['res'].output_dir, evalset[2]['instruction'], max_new_tokens=12).strip()
 
 @pytest.mark.skipif(not REAL_ALPACA.exists(), reason='no copy of Notus 7B v1 AlpacaEval outputs on this machine')

@@ -54,7 +54,8 @@ def _train_and_evaluate(name:str, rows, tmp:Path):
 
 def _multi_turn_reaches_the_template(name:str, src:Path, rows):
     "Multi-turn prompts arrive whole, as message lists, in the pairs the trainer gets (plain layouts: one transcript turn)."
-    from notus.dpo import load_recipe, prepare_pairs
+    from notus.recipe import load_recipe
+    from notus.dpo import prepare_pairs
     r = load_recipe(TINY, [f'data.source={src}', 'data.min_margin=0'])
     dd, counts = prepare_pairs(r.data)
     assert counts['layout'] == name
@@ -93,7 +94,8 @@ def test_train_and_evaluate_generated_rows(name, tmp_path):
 def test_short_prompt_ids_split(tmp_path):
     "A prompt_id that is not a SHA-256 (e.g. '17') splits into train and test like any other."
     import pyarrow as pa, pyarrow.parquet as pq
-    from notus.dpo import DataConfig, prepare_pairs
+    from notus.recipe import DataConfig
+    from notus.dpo import prepare_pairs
     rows = [{'prompt_id': str(i), 'prompt': [{'content': f'q{i}', 'role': 'user'}], 'chosen': [{'content': 'good', 'role': 'assistant'}],
              'rejected': [{'content': 'bad', 'role': 'assistant'}]} for i in range(40)]
     pq.write_table(pa.Table.from_pylist(rows), tmp_path/'p.parquet')
