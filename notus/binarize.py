@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from .data import ASPECTS, NotusError, completions_frame, arrow_table, flat_completions, struct_field
-from .core import atomic_paths, check_output, check_count
+from .core import Accounting, atomic_paths, check_output, check_count
 from .pairs import PAIRS_SUFFIXES, write_pairs
 
 if TYPE_CHECKING: import datasets
@@ -207,31 +207,22 @@ def select_pairs(
 
 # %% ../nbs/03_binarize.ipynb #5eb31167
 @dataclass
-class BinarizeReport:
-    "What binarization did: prompts in, pairs out, prompts dropped per reason (with their prompt ids)."
+class BinarizeReport(Accounting):
+    "What binarization did: prompts in (`rows_in`), prompts paired (`rows_out`), pairs made, prompts dropped per reason (with their prompt ids)."
     strategy:str
     seed:int
-    rows_in:int=0
-    pairs_out:int=0
-    prompts_paired:int=0
-    dropped:dict=field(default_factory=dict)      # reason -> list of prompt ids
-
+    pairs_out:int=0                                  # pairs made (several per prompt with all_pairs)
+    unit = 'prompts'
+    ids_key = 'dropped_prompt_ids'
     @property
-    def rows_dropped(self): return sum(len(v) for v in self.dropped.values())
-    @property
-    def counts(self): return {k: len(v) for k, v in self.dropped.items()}
-    def check(self):
-        "Assert rows in = prompts paired + prompts dropped."
-        assert self.rows_in == self.prompts_paired + self.rows_dropped, (self.rows_in, self.prompts_paired, self.counts)
-        return self
-    def to_dict(self, ids:bool=False):
-        d = {'strategy': self.strategy, 'seed': self.seed, 'rows_in': self.rows_in, 'pairs_out': self.pairs_out,
-             'prompts_paired': self.prompts_paired, 'rows_dropped': self.rows_dropped, 'dropped_by_reason': self.counts}
-        if ids: d['dropped_prompt_ids'] = self.dropped
-        return d
+    def prompts_paired(self)->int: return self.rows_out
+    def to_dict(self, ids:bool=False)->dict:
+        "The counts as a JSON-able dict (with the dropped prompt ids when `ids`)."
+        return {'strategy': self.strategy, 'seed': self.seed, **super().to_dict(ids), 'pairs_out': self.pairs_out,
+                'prompts_paired': self.rows_out}
     def __str__(self):
         s = (f"{self.strategy} (seed {self.seed}): {self.rows_in} prompts in, {self.pairs_out} pairs out "
-             f"from {self.prompts_paired} prompts, {self.rows_dropped} dropped")
+             f"from {self.rows_out} prompts, {self.rows_dropped} dropped")
         return s + ''.join(f"\n  {k}: {v}" for k, v in sorted(self.counts.items()))
 
 # %% ../nbs/03_binarize.ipynb #5a38f8b5
@@ -320,9 +311,9 @@ def binarize(
             results = list(tqdm(pool.imap(work, jobs), total=len(jobs), desc=f'binarize ({strategy})', disable=show is False))
     else: results = [_work(j) for j in tqdm(jobs, desc=f'binarize ({strategy})', disable=show is False)]
     out = pa.concat_tables([r[0] for r in results]).combine_chunks()   # one chunk: the layout does not show the batches
-    rep = BinarizeReport(strategy, seed, rows_in=n, pairs_out=out.num_rows, prompts_paired=sum(r[2] for r in results))
+    rep = BinarizeReport(strategy, seed, rows_in=n, pairs_out=out.num_rows, rows_out=sum(r[2] for r in results))
     for _, dropped, _ in results:
-        for k, v in dropped.items(): rep.dropped.setdefault(k, []).extend(v)
+        for k, v in dropped.items(): rep.drop(k, v)
     import hashlib
     fp = hashlib.sha256(repr((getattr(ds, '_fingerprint', n), strategy, seed, aspects, weights, min_margin)).encode()).hexdigest()[:16]
     return datasets.Dataset(out, fingerprint=fp), rep.check()

@@ -10,7 +10,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .core import NotusError
+from .core import Accounting, NotusError
 from .pairs import message_text
 
 # %% auto #0
@@ -20,52 +20,49 @@ __all__ = ['STEPS', 'StepReport', 'CleanReport', 'user_text', 'normalize_texts',
 
 # %% ../nbs/04_clean.ipynb #6eb296f2
 @dataclass
-class StepReport:
-    "One cleaning step: pairs in, pairs out, and the prompt ids dropped per reason."
+class StepReport(Accounting):
+    "One cleaning step: pairs in, pairs out, and the prompt ids dropped per reason (`notus.core.Accounting`)."
     step:str
-    rows_in:int
-    rows_out:int
-    dropped:dict=field(default_factory=dict)     # reason -> list of prompt ids (one per dropped pair)
     note:str=''                                  # how the step worked on these pairs (e.g. which columns it used)
-    @property
-    def counts(self): return {k: len(v) for k, v in self.dropped.items()}
-    def check(self):
-        assert self.rows_in == self.rows_out + sum(self.counts.values()), (self.step, self.rows_in, self.rows_out, self.counts)
+    unit = 'pairs'
+    ids_key = 'dropped_prompt_ids'
+    def check(self)->StepReport:
+        "Assert pairs in = pairs out + pairs dropped (the step named in the message)."
+        assert self.rows_in == self.rows_out + self.rows_dropped, (self.step, self.rows_in, self.rows_out, self.counts)
         return self
-    def to_dict(self):
-        d = {'step': self.step, 'rows_in': self.rows_in, 'rows_out': self.rows_out, 'dropped_by_reason': self.counts}
-        return d | ({'note': self.note} if self.note else {})
+    def to_dict(self, ids:bool=False)->dict:
+        "The step's counts as a JSON-able dict."
+        return {'step': self.step, **super().to_dict(ids)} | ({'note': self.note} if self.note else {})
 
+# %% ../nbs/04_clean.ipynb #6eb296f3
 @dataclass
-class CleanReport:
-    "All steps of `clean_pairs`, in order, and the steps skipped (step -> why)."
-    rows_in:int=0
+class CleanReport(Accounting):
+    "All steps of `clean_pairs`, in order, and the steps skipped (step -> why); `dropped` gathers every step's."
     steps:list=field(default_factory=list)
     skipped:dict=field(default_factory=dict)
     layout:str|None=None                         # the pairs layout the input was read as
-    @property
-    def rows_out(self): return self.steps[-1].rows_out if self.steps else self.rows_in
-    @property
-    def counts(self):
-        out = {}
-        for s in self.steps:
-            for k, v in s.counts.items(): out[k] = out.get(k, 0) + v
-        return out
-    def check(self):
+    unit = 'pairs'
+    ids_key = 'dropped_prompt_ids'
+    def __post_init__(self):
+        if not self.steps: self.rows_out = self.rows_in
+    def add(self, step:StepReport)->CleanReport:
+        "Append a step that starts where the previous one ended; its output is the report's output."
+        assert step.rows_in == self.rows_out, (step.step, step.rows_in, self.rows_out)
+        self.steps.append(step); self.rows_out = step.rows_out
+        for k, v in step.dropped.items(): self.drop(k, v)
+        return self
+    def check(self)->CleanReport:
         "Every step adds up, each step starts where the previous one ended, and in = out + dropped overall."
         prev = self.rows_in
         for s in self.steps:
             s.check(); assert s.rows_in == prev, (s.step, s.rows_in, prev); prev = s.rows_out
-        assert self.rows_in == self.rows_out + sum(self.counts.values())
-        return self
+        return super().check()
     def dropped_ids(self, reason:str|None=None)->list:
         "Prompt ids dropped (for one reason, or all)."
-        return [i for s in self.steps for k, v in s.dropped.items() if reason in (None, k) for i in v]
-    def to_dict(self, ids:bool=False):
-        d = {'layout': self.layout, 'rows_in': self.rows_in, 'rows_out': self.rows_out, 'dropped_by_reason': self.counts,
-             'steps': [s.to_dict() for s in self.steps], 'skipped': dict(self.skipped)}
-        if ids: d['dropped_prompt_ids'] = {k: self.dropped_ids(k) for k in self.counts}
-        return d
+        return [i for k, v in self.dropped.items() if reason in (None, k) for i in v]
+    def to_dict(self, ids:bool=False)->dict:
+        "The counts (per step too) as a JSON-able dict; with `ids`, the dropped prompt ids per reason."
+        return {'layout': self.layout, **super().to_dict(ids), 'steps': [s.to_dict() for s in self.steps], 'skipped': dict(self.skipped)}
     def __str__(self):
         lines = [f"clean: {self.rows_in} pairs in, {self.rows_out} out" + (f" (layout {self.layout})" if self.layout else '')]
         lines += [f"  {s.step}: {s.rows_in} -> {s.rows_out}" + ''.join(f" ({k}: {v})" for k, v in s.counts.items())
@@ -92,7 +89,7 @@ def _like(pairs, table:pa.Table):
 def _apply(table:pa.Table, step:str, reasons:dict, note:str='')->tuple:
     "Filter `table` by the masks in `reasons` (reason -> bool per row, first reason wins); return (table, StepReport)."
     n = table.num_rows; drop = np.zeros(n, bool)
-    rep = StepReport(step, n, 0, note=note)
+    rep = StepReport(step, rows_in=n, note=note)
     ids = table.column('prompt_id')
     for reason, mask in reasons.items():
         new = np.asarray(mask, bool) & ~drop
@@ -470,14 +467,14 @@ def clean_pairs(
     import datasets
     t, layout, splits = _read(pairs, split)
     plan = _plan(t, sources, truthfulqa, benchmarks, keep_ties)
-    rep = CleanReport(t.num_rows, layout=layout, skipped={k: why for k, why in plan.items() if why})
+    rep = CleanReport(rows_in=t.num_rows, layout=layout, skipped={k: why for k, why in plan.items() if why})
     run = {'drop_ties': drop_ties, 'drop_degenerate': lambda t: drop_degenerate(t, keep_empty),
            'drop_sources': lambda t: drop_sources(t, sources if 'source' in t.column_names else (), truthfulqa, n, min_containment),
            'decontaminate': lambda t: decontaminate(t, benchmarks, n, min_containment),
            'dedupe': lambda t: dedupe(t, near_duplicates, threshold)}
     for step in STEPS:
         if plan[step] is None:
-            t, r = run[step](t); rep.steps.append(r)
+            t, r = run[step](t); rep.add(r)
     rep.check()
     if splits is None: return datasets.Dataset(t), rep
     tags = t.column('_split'); t = t.drop_columns(['_split'])

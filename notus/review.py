@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .core import NotusError, check_output
+from .core import Accounting, NotusError, check_output
 from .data import arrow_table
 from .pairs import PAIRS_SUFFIXES, message_text, prompt_ids, read_pairs, swap_pairs, write_pairs
 
@@ -171,6 +171,8 @@ def review_frame(
     out['rating_margin'] = out.chosen_rating - out.rejected_rating
     out['suspicion'] = score[keep]
     out.attrs['duplicates'] = int((~first).sum())   # copies of a pair already in the frame (one record each)
+    below = ids[first][len(keep):]
+    out.attrs['not_sent'] = {k: v.tolist() for k, v in (('duplicate', ids[~first]), ('not_in_top', below)) if len(v)}
     out.attrs['ranked_by'] = by
     return out
 
@@ -314,20 +316,28 @@ def review_dataset(
     return dset
 
 @dataclass
-class PushReport:
-    "What a push did: records sent, how many were new, and the dataset's size afterwards."
+class PushReport(Accounting):
+    "What a push did: pairs read (`rows_in`), records sent (`rows_out`), pairs not sent by reason, new records, the dataset's size."
     dataset:str
     workspace:str
-    sent:int
-    new:int
-    total:int
-    duplicates:int=0             # pairs that repeat another pair exactly: sent once
+    new:int=0                    # records the dataset did not hold before
+    total:int=0                  # records it holds now
     ranked_by:str=''             # what the records were ranked by (`rank_pairs`)
-    def to_dict(self): return dict(self.__dict__)
+    unit = 'pairs'
+    ids_key = 'not_sent_ids'
+    @property
+    def sent(self)->int: return self.rows_out
+    @property
+    def duplicates(self)->int: return len(self.dropped.get('duplicate', []))
+    def to_dict(self, ids:bool=False)->dict:
+        "The counts as a JSON-able dict."
+        return {'dataset': self.dataset, 'workspace': self.workspace, **super().to_dict(ids), 'sent': self.sent, 'new': self.new,
+                'total': self.total, 'duplicates': self.duplicates, 'ranked_by': self.ranked_by}
     def __str__(self):
         return (f"pushed {self.sent} records to {self.workspace}/{self.dataset}: {self.new} new, "
                 f"{self.sent - self.new} updated; the dataset now holds {self.total}"
-                + (f" ({self.duplicates} duplicated pairs sent once)" if self.duplicates else ''))
+                + (f" ({self.duplicates} duplicated pairs sent once)" if self.duplicates else '')
+                + (f"; {self.counts['not_in_top']} pairs below the top left out" if 'not_in_top' in self.counts else ''))
 
 def push_for_review(
     pairs,                       # binarized pairs (`datasets.Dataset` or DataFrame), optionally with a suspicion column
@@ -356,7 +366,9 @@ def push_for_review(
                 client.api.records.bulk_upsert(dataset_id=dset.id, records=[r.api_model() for r in batch])
                 bar.update(len(batch))
         total = dset.progress()['total']
-    return PushReport(name, dset.workspace.name, len(recs), total - before, total, frame.attrs['duplicates'], frame.attrs['ranked_by'])
+    rep = PushReport(name, dset.workspace.name, new=total - before, total=total, ranked_by=frame.attrs['ranked_by'],
+                     rows_in=len(pairs), rows_out=len(recs), dropped=frame.attrs['not_sent'])
+    return rep.check()
 
 # %% ../nbs/05_review.ipynb #46da1824
 def _server_ids(client, dset, ids):
@@ -475,31 +487,32 @@ def resolve_reviews(
 
 # %% ../nbs/05_review.ipynb #a0fd23a8
 @dataclass
-class ReviewReport:
-    "What applying reviews did to a pairs dataset, with the record ids per outcome."
-    rows_in:int=0
-    rows_out:int=0
+class ReviewReport(Accounting):
+    "What applying reviews did to a pairs dataset, with the record ids per outcome; the discarded pairs are `dropped['discarded']`."
     kept:list=field(default_factory=list)
     swapped:list=field(default_factory=list)
-    discarded:list=field(default_factory=list)
     ties:list=field(default_factory=list)          # left unchanged, for another round
     pending:list=field(default_factory=list)       # fewer than min_votes votes: unchanged
     unreviewed:int=0
     ratings_corrected:int=0
     unmatched:int=0                                # decided records that are not among the pairs
+    unit = 'pairs'
+    ids_key = 'dropped_ids'
     @property
-    def counts(self):
+    def discarded(self)->list: return self.dropped.get('discarded', [])
+    @property
+    def counts(self)->dict:
+        "Pairs per outcome: kept, swapped, discarded, ties, pending."
         return {k: len(getattr(self, k)) for k in ('kept', 'swapped', 'discarded', 'ties', 'pending')}
-    def check(self):
-        "Assert that every pair is accounted for."
+    def check(self)->ReviewReport:
+        "Assert that every pair is accounted for: by outcome (or not reviewed), and in = out + discarded."
         assert sum(self.counts.values()) + self.unreviewed == self.rows_in, (self.counts, self.unreviewed, self.rows_in)
-        assert self.rows_out == self.rows_in - len(self.discarded), (self.rows_out, self.rows_in, len(self.discarded))
-        return self
-    def to_dict(self, ids:bool=False):
+        return super().check()
+    def to_dict(self, ids:bool=False)->dict:
+        "The counts as a JSON-able dict; with `ids`, the record ids of the swapped, discarded, tied and pending pairs."
         d = {'rows_in': self.rows_in, 'rows_out': self.rows_out, **self.counts, 'unreviewed': self.unreviewed,
              'ratings_corrected': self.ratings_corrected, 'unmatched': self.unmatched}
-        if ids: d['ids'] = {k: getattr(self, k) for k in ('swapped', 'discarded', 'ties', 'pending')}
-        return d
+        return d | ({'ids': {k: getattr(self, k) for k in ('swapped', 'discarded', 'ties', 'pending')}} if ids else {})
     def __str__(self):
         c = self.counts
         return (f"{self.rows_in} pairs in, {self.rows_out} out: {c['kept']} kept, {c['swapped']} swapped, "
@@ -529,7 +542,7 @@ def apply_reviews(
     out = pa.table(cols).filter(pa.array(~drop))
     in_pairs = set(ids)
     rep = ReviewReport(rows_in=len(ids), rows_out=out.num_rows,
-                       kept=ids[dec == 'keep'].tolist(), swapped=ids[swap].tolist(), discarded=ids[drop].tolist(),
+                       kept=ids[dec == 'keep'].tolist(), swapped=ids[swap].tolist(), dropped={'discarded': ids[drop].tolist()} if drop.any() else {},
                        ties=ids[status == 'tie'].tolist(), pending=ids[status == 'pending'].tolist(),
                        unreviewed=int(pd.isna(r.status).sum()), ratings_corrected=int(fix.sum()) if 'chosen_rating' in cols else 0,
                        unmatched=int((~res.id.isin(in_pairs)).sum()))
