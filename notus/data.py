@@ -6,7 +6,8 @@ Docs: https://notus-dev.github.io/notus/data.html.md"""
 
 # %% ../nbs/00_data.ipynb #325aab0e
 from __future__ import annotations
-import hashlib, io, json, math, re
+import hashlib, io, json, math, os, re
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -15,11 +16,12 @@ from .core import NotusError, Accounting
 
 # %% auto #0
 __all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'DROP_REASONS', 'DATA_SUFFIXES', 'JSON_BLOCK_BYTES',
-           'NotUltraFeedbackError', 'InvalidRowError', 'ultrafeedback_features', 'ultrafeedback_schema', 'sample_path',
-           'arrow_table', 'prompt_id', 'SchemaMismatch', 'conform_table', 'check_row', 'normalize_row', 'load_hub',
-           'data_files', 'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'struct_field',
-           'keep_rows', 'validate_table', 'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame',
-           'summarize', 'validate_cli']
+           'LOCAL_COPY_HINT', 'NotUltraFeedbackError', 'InvalidRowError', 'ultrafeedback_features',
+           'ultrafeedback_schema', 'sample_path', 'is_ultrafeedback', 'arrow_table', 'prompt_id', 'SchemaMismatch',
+           'conform_table', 'check_row', 'normalize_row', 'hub_offline', 'hub_reachable', 'load_hub', 'data_files',
+           'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'struct_field', 'keep_rows',
+           'validate_table', 'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame', 'summarize',
+           'validate_cli']
 
 # %% ../nbs/00_data.ipynb #e209233c
 ASPECTS = ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']
@@ -58,6 +60,13 @@ def sample_path()->Path:
     "Path of the bundled sample: 300 generated UltraFeedback rows with known defects (see `notus.synthetic`)."
     import notus
     return Path(notus.__file__).parent/'assets'/'ultrafeedback_sample.parquet'
+
+def is_ultrafeedback(
+    columns, # column names, or anything that has them (a `pyarrow.Table` or `Schema`, a `datasets.Dataset`)
+)->bool:
+    "Are these UltraFeedback rows (rated completions per prompt, a `completions` column) rather than preference pairs?"
+    names = getattr(columns, 'column_names', None) or getattr(columns, 'names', None) or columns
+    return 'completions' in list(names)
 
 def arrow_table(ds)->pa.Table:
     "The Arrow table behind a `datasets.Dataset` (with any `select`/`filter` index mapping applied by an Arrow `take`), or `ds` itself if it is a Table."
@@ -229,7 +238,7 @@ def _from_arrow(table:pa.Table, row0:int, what:str, need=())->_Piece:
         fixed = [_repair(r) for r in rows]
         return _from_rows(fixed, row0, what, repaired=[row0 + i for i, (a, b) in enumerate(zip(rows, fixed)) if a != b])
 
-# %% ../nbs/00_data.ipynb #8d051ed1
+# %% ../nbs/00_data.ipynb #5608b5d6
 def _line_blocks(path:Path, block_bytes:int):
     "(byte offset, buffer) of consecutive blocks of whole lines of `path`, without copies (a block grows to hold a line longer than `block_bytes`)."
     with open(path, 'rb') as f:
@@ -311,16 +320,55 @@ def _read_json(path:Path, need=REQUIRED_COLUMNS)->list:
     with open(path, 'rb') as f: head = f.read(4096).lstrip()
     return _read_json_array(path, need) if head.startswith(b'[') else _read_json_lines(path, need=need)
 
-# %% ../nbs/00_data.ipynb #8d051ed2
-def load_hub(source, split:str='train', **kwargs):
-    "`datasets.load_dataset` on a hub id or a local dataset repository (e.g. a downloaded snapshot); a failure is one sentence."
-    import datasets
-    try: return datasets.load_dataset(str(source), split=split, **kwargs)
-    except Exception as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise NotusError(f"datasets.load_dataset({str(source)!r}, split={split!r}) failed: {msg}") from None
+# %% ../nbs/00_data.ipynb #8d051ed1
+LOCAL_COPY_HINT = ("give a local copy instead: a .parquet, .jsonl or .json file, or a folder written by "
+                   "datasets' save_to_disk")
 
-_load_dataset = load_hub   # the former private name
+def hub_offline()->bool:
+    "Did the user switch the hub off (`HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE` set to 1/true/yes/on)?"
+    return any(os.environ.get(k, '').strip().lower() in ('1', 'true', 'yes', 'on') for k in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
+
+def hub_reachable(
+    timeout:float=3.0,  # seconds for the one connection
+)->bool:
+    "Can one TCP connection reach the hub (`HF_ENDPOINT`, default huggingface.co)? Behind a proxy: assumed yes."
+    import socket
+    from urllib.parse import urlparse
+    if any(os.environ.get(k) for k in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY', 'all_proxy')): return True
+    url = urlparse(os.environ.get('HF_ENDPOINT', 'https://huggingface.co'))
+    try: socket.create_connection((url.hostname, url.port or (443 if url.scheme == 'https' else 80)), timeout=timeout).close()
+    except OSError: return False
+    return True
+
+# %% ../nbs/00_data.ipynb #8a6c6e1f
+@contextmanager
+def _cache_only():
+    "Make `datasets` and `huggingface_hub` use the local cache only, for the duration of the block."
+    import datasets.config as dc, huggingface_hub.constants as hc
+    saved = [(m, a, getattr(m, a)) for m, a in ((dc, 'HF_HUB_OFFLINE'), (dc, 'HF_DATASETS_OFFLINE'), (hc, 'HF_HUB_OFFLINE')) if hasattr(m, a)]
+    for m, a, _ in saved: setattr(m, a, True)
+    try: yield
+    finally:
+        for m, a, v in saved: setattr(m, a, v)
+
+def load_hub(
+    source,            # a hub id, or a local dataset repository (e.g. a downloaded snapshot)
+    split:str|None='train',  # the split (None: every split, as a `DatasetDict`)
+    **kwargs,          # passed to `datasets.load_dataset`
+):
+    "`datasets.load_dataset` with one try: an offline or unreachable hub reads the local cache only; a failure is one sentence."
+    import contextlib, datasets
+    local = Path(str(source)).exists()
+    offline = not local and (hub_offline() or not hub_reachable())
+    try:
+        with _cache_only() if offline else contextlib.nullcontext():
+            return datasets.load_dataset(str(source), split=split, **kwargs)
+    except Exception as e:
+        if offline:
+            why = 'the hub is switched off (HF_HUB_OFFLINE)' if hub_offline() else 'the hub cannot be reached'
+            raise NotusError(f"{source}: {why} and the dataset is not in the local cache; {LOCAL_COPY_HINT}.") from None
+        msg = str(e).splitlines()[0].rstrip('.') if str(e) else type(e).__name__
+        raise NotusError(f"{source}: datasets.load_dataset failed ({msg}); check the hub id and split, or {LOCAL_COPY_HINT}.") from None
 
 def _read_parquet(path:Path, need=REQUIRED_COLUMNS)->list:
     import pyarrow.parquet as pq
@@ -477,7 +525,6 @@ def struct_field(arr, name:str):
         arr = pc.struct_field(arr, [arr.type.get_field_index(part)])
     return arr
 
-_completions, _field = flat_completions, struct_field   # the former private names
 
 def _blank(text)->np.ndarray:
     "Empty or whitespace-only strings (nulls are not blank)."
@@ -628,20 +675,16 @@ def summarize(ds)->dict:
 
 # %% ../nbs/00_data.ipynb #23bf6a7a
 def validate_cli(
-    path:str=None,       # UltraFeedback file or directory, or hub id (default: the bundled sample)
-    json:bool=False,     # print the report as JSON
-    strict:bool=False,   # fail on the first bad row instead of dropping it
-    split:str='train',   # split, for hub ids and DatasetDict directories
-):
+    input:str|None=None,  # UltraFeedback file or directory, or hub id (default: the bundled sample)
+    strict:bool=False,    # fail on the first bad row instead of dropping it
+    split:str='train',    # split, for hub ids and DatasetDict directories
+)->dict:
     "Validate an UltraFeedback file and print what was kept and dropped."
-    import json as _json
     from tqdm.auto import tqdm
     with tqdm(total=2, desc='validate', disable=None) as bar:
-        ds, rep = load_ultrafeedback(path, split=split, strict=strict); bar.update()
+        ds, rep = load_ultrafeedback(input, split=split, strict=strict); bar.update()
         summ = summarize(ds); bar.update()
-    if json: print(_json.dumps({**rep.to_dict(), 'summary': summ}, indent=2))
-    else:
-        print(rep)
-        print(f"completions: {summ['completions']}, models: {summ['models']}, N/A ratings: {summ['na_rating_share']:.1%}")
-        print('sources: ' + ', '.join(f'{k} {v}' for k, v in summ['sources'].items()))
-    return rep
+    print(rep)
+    print(f"completions: {summ['completions']}, models: {summ['models']}, N/A ratings: {summ['na_rating_share']:.1%}")
+    print('sources: ' + ', '.join(f'{k} {v}' for k, v in summ['sources'].items()))
+    return {**rep.to_dict(), 'summary': summ}

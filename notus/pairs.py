@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 from .core import NotusError, atomic_path, atomic_paths, check_output
+from .data import load_hub
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'PAIRS_SUFFIXES', 'MESSAGE', 'MESSAGES', 'RENAMES', 'EXTRA_COLUMNS', 'KNOWN_SPLITS', 'PARQUET_ROW_GROUP',
@@ -361,11 +362,9 @@ def _read_folder(path:Path, split:str|None=None)->dict:
 
 # %% ../nbs/00b_pairs.ipynb #cc1d7fa6
 def _read_hub(source:str, split:str|None)->dict:
+    "{split: table} of a hub dataset (`notus.data.load_hub`: one try, one sentence when it fails)."
     import datasets
-    try: d = datasets.load_dataset(source, split=split)
-    except Exception as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise NotusError(f"{source}: datasets.load_dataset failed ({msg.rstrip('.')}); check the hub id and split, or pass a downloaded folder.") from None
+    d = load_hub(source, split)
     return {k: _table(v) for k, v in d.items()} if isinstance(d, datasets.DatasetDict) else {split or 'train': _table(d)}
 
 # %% ../nbs/00b_pairs.ipynb #d7a735fd

@@ -1,5 +1,5 @@
 "Reading and writing preference pairs in every published layout, checked against the raw rows the layouts were built from."
-import hashlib, json
+import hashlib, json, os
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.parquet as pq, pytest, datasets
 from layouts import (LAYOUT_NAMES, PLAIN_LAYOUTS, expected_pairs, generated_rows, real_file, real_rows_available, split_of, source_rows,
@@ -266,7 +266,18 @@ def test_other_sources(tmp_path):
     assert layout == 'notus' and back['train_prefs'].to_list() == dd['train_prefs'].to_list()
     assert read_pairs(tmp_path/'saved', split='test_prefs')[0].to_list() == dd['test_prefs'].to_list()
     with pytest.raises(NotusError) as e: read_pairs('nobody/no-such-pairs')      # tests run with the hub offline
-    assert str(e.value).startswith('nobody/no-such-pairs: datasets.load_dataset failed') and str(e.value).endswith('.')
+    assert str(e.value).startswith('nobody/no-such-pairs: the hub') and str(e.value).endswith('.')
+    assert 'give a local copy instead' in str(e.value)
+
+def test_an_offline_hub_id_fails_at_once_with_the_way_out(tmp_path):
+    "A made-up hub id under HF_HUB_OFFLINE=1: the command returns (no retries) with one sentence naming local files."
+    import subprocess, sys
+    env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+    for verb in ('validate', 'clean'):
+        r = subprocess.run([str(Path(sys.executable).parent/'notus'), verb, 'made-up-org/no-such-data'], capture_output=True,
+                           text=True, env=env, timeout=60)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and 'give a local copy instead' in lines[0], (verb, r.stderr)
 
 def test_h4_conversation_without_the_user_turn():
     "A whole-conversation row that holds only the answer takes its prompt from the prompt column."
