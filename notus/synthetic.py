@@ -268,13 +268,14 @@ def write_ultrafeedback(
 
 # %% ../nbs/00a_synthetic.ipynb #6fea8db8
 def generate_data_cli(
-    path:str,               # output .parquet, .jsonl or folder
+    output:str,             # output .parquet, .jsonl or folder
     prompts:int=64000,      # number of prompts
     seed:int=0,             # generator seed
     invalid_rate:float=0.0, # share of prompts broken so that validation drops them (0.01 = 1%)
     response_chars:int=0,   # response length in characters, as long as real ones (e.g. 1700); 0: short templates
-):
+)->dict:
     "Write synthetic UltraFeedback rows with planted defects (the benchmarks' input)."
-    out = write_ultrafeedback(path, prompts, seed, invalid_rate=invalid_rate, response_chars=response_chars or None)
+    out = write_ultrafeedback(output, prompts, seed, invalid_rate=invalid_rate, response_chars=response_chars or None)
     print(f"wrote {prompts} prompts ({4 * prompts} completions) to {out}")
-    return out
+    return {'output': str(out), 'prompts': prompts, 'completions': 4 * prompts, 'seed': seed,
+            'invalid_rate': invalid_rate, 'response_chars': response_chars}
