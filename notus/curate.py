@@ -69,13 +69,13 @@ class Pipeline:
                 for k, r in self.reports.items()}
 
 # %% ../nbs/04a_curate.ipynb #c2a10006
-def _ultrafeedback_pairs(source, split, strategy, seed, aspects, weights, min_margin, cf)->Pipeline:
+def _ultrafeedback_pairs(source, split, strategy, seed, aspects, weights, min_margin, cf, **batching)->Pipeline:
     "Validate UltraFeedback rows and binarize them: a `Pipeline` of one `Dataset`."
     if hasattr(source, 'column_names'): ds, vrep = validate_ultrafeedback(source)
     else: ds, vrep = load_ultrafeedback(source, split=split or 'train')
     if len(ds) == 0: raise NotusError(f"no valid rows left after validation ({vrep.counts}); nothing to binarize.")
     cf = completions_frame(ds) if cf is None else cf
-    pairs, brep = binarize(ds, strategy, seed, aspects=aspects, weights=weights, min_margin=min_margin, cf=cf)
+    pairs, brep = binarize(ds, strategy, seed, aspects=aspects, weights=weights, min_margin=min_margin, cf=cf, **batching)
     check_pairs(pairs, f'{strategy} binarization', brep.counts)
     return Pipeline(pairs, 'ultrafeedback', None, {'validation': vrep, 'binarize': brep}, ds, cf)
 
@@ -102,13 +102,17 @@ def build_pairs(
     test_size:float|int=0,          # share or number of prompts in `test_prefs` (0: no split)
     split:str|None=None,            # the split to read, when the input has several
     cf:pd.DataFrame|None=None,      # `completions_frame` of the validated rows, when already computed
+    batch_size:int|None=None,       # binarize this many rows at a time (the pairs do not depend on it)
+    num_proc:int=1,                 # binarize in this many processes (the pairs do not depend on it)
 )->Pipeline:
     "Input to DPO-ready pairs: validate and binarize UltraFeedback (or read pairs of any layout), clean, split."
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     aspect_weights(aspects, weights); test_rows(test_size)
+    check_count(batch_size, '--batch-size'); check_count(num_proc, '--num-proc', optional=False)
     if not min_margin >= 0: raise NotusError(f"min_margin must be >= 0, got {min_margin}.")
     if input_kind(source) == 'ultrafeedback':
-        pipe = _ultrafeedback_pairs(source, split, strategy, seed, aspects, weights, min_margin, cf)
+        pipe = _ultrafeedback_pairs(source, split, strategy, seed, aspects, weights, min_margin, cf,
+                                    batch_size=batch_size, num_proc=num_proc)
     else:
         pairs, layout = read_pairs(source, split)
         pipe = Pipeline(pairs, 'pairs', layout)
@@ -268,15 +272,19 @@ def binarize_cli(
     test_size:float=0.0,            # if > 0: also split by prompt into train_prefs/test_prefs (share or count)
     flat:bool=False,                # write Argilla's flat column layout instead of messages
     json_report:str|None=None,      # write the counts to this JSON file (together with the pairs)
+    batch_size:int|None=None,       # rows per batch (>= 1; the output does not depend on it)
+    num_proc:int=1,                 # worker processes (>= 1; the output does not depend on it)
 )->dict:
     "Binarize UltraFeedback into preference pairs."
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     aspect_weights(aspects); test_rows(test_size)
+    check_count(batch_size, '--batch-size'); check_count(num_proc, '--num-proc', optional=False)
     if not min_margin >= 0: raise NotusError(f"--min-margin must be >= 0, got {min_margin}.")
     inputs = [input if input is not None else sample_path()]
     targets = output_paths(output, SPLITS if test_size else None, inputs)
     rfile = report_path(json_report, inputs, targets.values())
-    pipe = build_pairs(input, strategy, seed, aspects, min_margin=min_margin, clean=clean, test_size=test_size)
+    pipe = build_pairs(input, strategy, seed, aspects, min_margin=min_margin, clean=clean, test_size=test_size,
+                       batch_size=batch_size, num_proc=num_proc)
     if pipe.kind != 'ultrafeedback': raise NotusError(f"{input} holds preference pairs already; binarize reads UltraFeedback rows (use notus clean for pairs).")
     out = {'input': str(input or 'bundled sample'), **pipe.to_dict()}
     if strategy not in ('overall_score', 'all_pairs'):
