@@ -16,8 +16,8 @@ from .data import load_hub
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'PAIRS_SUFFIXES', 'MESSAGE', 'MESSAGES', 'RENAMES', 'EXTRA_COLUMNS', 'KNOWN_SPLITS', 'PARQUET_ROW_GROUP',
-           'detect_layout', 'message_text', 'prompt_ids', 'normalize_pairs', 'read_pairs', 'to_layout', 'write_pairs',
-           'pair_texts', 'swap_pairs']
+           'detect_layout', 'message_text', 'prompt_ids', 'normalize_pairs', 'read_pairs', 'to_layout',
+           'content_fingerprints', 'write_pairs', 'pair_texts', 'swap_pairs']
 
 # %% ../nbs/00b_pairs.ipynb #96d8281c
 LAYOUTS = ('notus', 'trl_standard', 'trl_conversational', 'trl_implicit_prompt', 'h4_binarized', 'allenai_cleaned',
@@ -110,7 +110,9 @@ def _one_message(col, role:str)->pa.Array:
 # %% ../nbs/00b_pairs.ipynb #f22b2166
 def message_text(
     column,             # a messages column (Arrow array, chunked array or list of message lists), or a text column
-    which:str='last',   # 'last', 'first' or 'all' turns ('all' joins them with a blank line)
+    which:str='last',   # 'last', 'first' or 'all' turns ('all' joins them with `sep`)
+    role:str|None=None, # only the messages of this role (e.g. 'user'); None: every message
+    sep:str='\n\n',     # what joins the turns for `which='all'`
 )->np.ndarray:
     "Plain text of each row of a messages `column`, as a numpy object array (None for an empty or missing row)."
     if which not in ('last', 'first', 'all'): raise NotusError(f"message_text: which must be 'last', 'first' or 'all', not {which!r}.")
@@ -119,8 +121,12 @@ def message_text(
     if _kind(col.type) == 'text' or pa.types.is_null(col.type): return col.to_numpy(zero_copy_only=False)
     if _kind(col.type) != 'messages': raise NotusError(f"message_text needs a column of messages or strings, not {col.type}.")
     flat, starts, lens = _flat(col)
+    if role is not None:   # keep the messages of `role`: new lengths per row, from the row of each message
+        keep = pc.fill_null(pc.equal(pc.struct_field(flat, 'role'), role), False).to_numpy(zero_copy_only=False)
+        lens = np.bincount(np.repeat(np.arange(len(lens)), lens)[keep], minlength=len(lens)).astype(np.int64)
+        starts, flat = np.concatenate([[0], np.cumsum(lens)])[:-1].astype(np.int64), flat.filter(pa.array(keep))
     content = pc.struct_field(flat, 'content')
-    if which == 'all': text = pc.binary_join(_lists(lens, pc.cast(content, pa.string())), '\n\n')
+    if which == 'all': text = pc.binary_join(_lists(lens, pc.cast(content, pa.string())), sep)
     else:
         pos = starts + (lens - 1 if which == 'last' else 0)
         text = content.take(pa.array(np.where(lens > 0, pos, 0))) if len(content) else pa.nulls(len(col), pa.string())
@@ -466,6 +472,22 @@ def to_layout(
                      'rejected_response': r, 'rejected_avg_rating': _col_or_null(t, 'rejected_rating', f64),
                      'rejected_model': _col_or_null(t, 'rejected_model', s)})
 
+# %% ../nbs/00b_pairs.ipynb #446f3040
+def content_fingerprints(
+    folder:str|Path,  # a folder written by `save_to_disk` (a `Dataset` or a `DatasetDict`)
+)->dict:
+    "Set the `_fingerprint` of each `state.json` under `folder` to a hash of its split's Arrow files; returns {state.json: fingerprint}."
+    out = {}
+    for st in sorted(Path(folder).rglob('state.json')):
+        h = hashlib.sha256()
+        for f in sorted(st.parent.glob('*.arrow')):
+            with open(f, 'rb') as fh:
+                for block in iter(lambda: fh.read(1 << 24), b''): h.update(block)
+        state = json.loads(st.read_text(encoding='utf-8'))
+        state['_fingerprint'] = out[st] = h.hexdigest()[:16]
+        st.write_text(json.dumps(state, indent=2, sort_keys=True), encoding='utf-8')
+    return out
+
 # %% ../nbs/00b_pairs.ipynb #ab7f1353
 PARQUET_ROW_GROUP = 10_000
 
@@ -480,7 +502,7 @@ def _write_table(t:pa.Table, path:Path, suffix:str):
         with open(path, 'w', encoding='utf-8', newline='\n') as f:
             for batch in t.to_batches(max_chunksize=4096):
                 f.writelines(json.dumps(r, ensure_ascii=False) + '\n' for r in batch.to_pylist())
-    else: _dataset(t).save_to_disk(str(path))
+    else: _dataset(t).save_to_disk(str(path)); content_fingerprints(path)
 
 # %% ../nbs/00b_pairs.ipynb #64b1dcf5
 def write_pairs(
@@ -500,6 +522,7 @@ def write_pairs(
         if path.suffix == '':
             with atomic_path(path, is_dir=True) as tmp:
                 datasets.DatasetDict({k: _dataset(v.combine_chunks()) for k, v in tables.items()}).save_to_disk(str(tmp))
+                content_fingerprints(tmp)
             return path
         targets = {k: path.with_name(f'{path.stem}_{k}{path.suffix}') for k in tables}
         for p in targets.values(): check_output(p, inputs, PAIRS_SUFFIXES, 'pairs output')

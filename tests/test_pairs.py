@@ -324,3 +324,13 @@ def test_write_pairs_takes_dicts(tmp_path):
     assert sorted(p.name for p in paths.values()) == ['two_test.parquet', 'two_train.parquet']
     dd, layout = read_pairs(tmp_path/'two.parquet')
     assert layout == 'trl_standard' and sorted(dd) == ['test', 'train']
+
+def test_message_text_by_role_matches_a_loop(tmp_path):
+    "The user's turns of multi-turn prompts, joined, as a loop over the Python rows finds them."
+    ds, _ = read_pairs(write_layout('trl_conversational', tmp_path, multi_turn=True))
+    rows = ds.data.table.column('prompt').to_pylist()
+    want = [('\n'.join(ms) if (ms := [m['content'] for m in row if m['role'] == 'user']) else None) for row in rows]
+    assert list(message_text(ds.data.table.column('prompt'), 'all', role='user', sep='\n')) == want
+    assert any(w and '\n' in w for w in want)                    # some prompts hold several user turns
+    last = [([m['content'] for m in row if m['role'] == 'assistant'] or [None])[-1] for row in rows]
+    assert list(message_text(ds.data.table.column('prompt'), 'last', role='assistant')) == last
