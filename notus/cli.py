@@ -41,7 +41,7 @@ EXTRAS = {'torch': 'train', 'transformers': 'train', 'trl': 'train', 'peft': 'tr
 def load_error(
     verb:str,         # the verb, as typed
     spec:str,         # its `module:function`
-    err:Exception,    # the `ImportError` or `AttributeError` raised while loading it
+    err:Exception,    # what loading it raised (`ImportError`, `AttributeError`, a `SyntaxError`...)
 )->str:
     "One sentence saying why `verb` cannot run: the extra to install for a missing package, else what failed to load."
     name = (getattr(err, 'name', None) or '').split('.')[0]
@@ -128,7 +128,7 @@ def _verb_parser(sub, name:str, spec, parsers:dict, prefix:str=''):
         for a, s in spec.items(): _verb_parser(actions, a, s, parsers, full + ' ')
         return p
     try: func = load_verb(spec)
-    except (ImportError, AttributeError) as e:
+    except Exception as e:    # a missing extra, or a module that does not import: say so when the verb is run
         p = parsers[full] = sub.add_parser(name, help="(not available here: run it to see why)", add_help=False)
         p.add_argument('_rest', nargs='*')
         p.set_defaults(_func=None, _error=e, _spec=spec)
@@ -276,7 +276,6 @@ def main(argv:list|None=None)->int:
     except OSError as e:      # permissions, a full disk, a path that is a folder...: the system's words, one line
         print(f"notus {name}: error: {e.filename or ''}{': ' if e.filename else ''}{e.strerror or e}.", file=sys.stderr); return 2
     except ImportError as e:  # an extra the verb imports only when it runs
-        if (getattr(e, 'name', None) or '').split('.')[0] not in EXTRAS: raise
         print(load_error(name, args._spec, e), file=sys.stderr); return 2
     except Terminated: print(f"notus {name}: terminated; no partial output was left", file=sys.stderr); return 143
     except KeyboardInterrupt: print(f"notus {name}: interrupted; no partial output was left", file=sys.stderr); return 130
