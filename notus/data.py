@@ -68,16 +68,21 @@ def is_ultrafeedback(
     names = getattr(columns, 'column_names', None) or getattr(columns, 'names', None) or columns
     return 'completions' in list(names)
 
-def arrow_table(ds)->pa.Table:
-    "The Arrow table behind a `datasets.Dataset` (with any `select`/`filter` index mapping applied by an Arrow `take`), or `ds` itself if it is a Table."
-    if isinstance(ds, pa.Table): return ds
-    table = ds.data.table
-    if getattr(ds, '_indices', None) is not None: table = table.take(ds._indices.column(0))
-    return table
+def arrow_table(
+    data, # a `datasets.Dataset`, `pyarrow.Table`, pandas DataFrame or dict of columns
+)->pa.Table:
+    "The Arrow table of `data`; behind a `datasets.Dataset`, with any `select`/`filter` index mapping applied by an Arrow `take` (no cast)."
+    if isinstance(data, pa.Table): return data
+    if isinstance(data, dict): return pa.table(data)
+    if hasattr(data, 'data') and hasattr(data, '_indices'):
+        t = data.data.table
+        return t if data._indices is None else t.take(data._indices.column(0))
+    if isinstance(data, pd.DataFrame): return pa.Table.from_pandas(data, preserve_index=False)
+    raise NotusError(f"expected a datasets.Dataset, a pyarrow.Table, a DataFrame or a dict of columns, not {type(data).__name__}.")
 
 def prompt_id(text:str)->str:
     "Stable id of a prompt: the SHA-256 hex digest of its UTF-8 text (as in HuggingFaceH4/ultrafeedback_binarized)."
-    return hashlib.sha256(text.encode('utf-8')).hexdigest()
+    return hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()
 
 # %% ../nbs/00_data.ipynb #94af2f45
 class SchemaMismatch(Exception):
@@ -238,7 +243,7 @@ def _from_arrow(table:pa.Table, row0:int, what:str, need=())->_Piece:
         fixed = [_repair(r) for r in rows]
         return _from_rows(fixed, row0, what, repaired=[row0 + i for i, (a, b) in enumerate(zip(rows, fixed)) if a != b])
 
-# %% ../nbs/00_data.ipynb #5608b5d6
+# %% ../nbs/00_data.ipynb #fd4733df
 def _line_blocks(path:Path, block_bytes:int):
     "(byte offset, buffer) of consecutive blocks of whole lines of `path`, without copies (a block grows to hold a line longer than `block_bytes`)."
     with open(path, 'rb') as f:
@@ -340,7 +345,7 @@ def hub_reachable(
     except OSError: return False
     return True
 
-# %% ../nbs/00_data.ipynb #8a6c6e1f
+# %% ../nbs/00_data.ipynb #6ed0ac6a
 @contextmanager
 def _cache_only():
     "Make `datasets` and `huggingface_hub` use the local cache only, for the duration of the block."

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 from .core import NotusError, atomic_path, atomic_paths, check_output
-from .data import load_hub
+from .data import arrow_table, load_hub, prompt_id
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'PAIRS_SUFFIXES', 'MESSAGE', 'MESSAGES', 'RENAMES', 'EXTRA_COLUMNS', 'KNOWN_SPLITS', 'PARQUET_ROW_GROUP',
@@ -134,17 +134,6 @@ def message_text(
     out[(lens == 0) | np.asarray(col.is_null().to_numpy(zero_copy_only=False))] = None
     return out
 
-# %% ../nbs/00b_pairs.ipynb #662b8e71
-def _table(data)->pa.Table:
-    "The Arrow table of a `datasets.Dataset` (any index mapping applied with `take`, no cast), a Table, a DataFrame or a dict of columns."
-    if isinstance(data, pa.Table): return data
-    if isinstance(data, dict): return pa.table(data)
-    if hasattr(data, 'data') and hasattr(data, '_indices'):
-        t = data.data.table
-        return t if data._indices is None else t.take(data._indices.column(0))
-    if isinstance(data, pd.DataFrame): return pa.Table.from_pandas(data, preserve_index=False)
-    raise NotusError(f"pairs must be a datasets.Dataset, a pyarrow.Table or a DataFrame, not {type(data).__name__}.")
-
 # %% ../nbs/00b_pairs.ipynb #b0afa7b1
 def _no_nulls(t:pa.Table, cols:list, where:str):
     "A NotusError naming the first row where a column of `cols` is missing, or has no message or a message without content."
@@ -211,7 +200,7 @@ def _split_conversations(chosen:pa.Array, rejected:pa.Array, prompt_text=None)->
 # %% ../nbs/00b_pairs.ipynb #b9d79813
 def prompt_ids(prompts)->list:
     "SHA-256 hex digest of each prompt's text (all its turns joined by a blank line), as HuggingFaceH4 computes `prompt_id`."
-    return [hashlib.sha256((s or '').encode('utf-8', 'surrogatepass')).hexdigest() for s in message_text(prompts, 'all')]
+    return [prompt_id(s or '') for s in message_text(prompts, 'all')]
 
 # %% ../nbs/00b_pairs.ipynb #7196a7d3
 def _lift_metadata(t:pa.Table)->pa.Table:
@@ -254,7 +243,7 @@ def normalize_pairs(
     where:str='pairs',   # how to name the input in a message (a file name)
 )->tuple:
     "Bring pairs to the internal conversational layout; returns `(pa.Table, layout name)`."
-    t = _lift_metadata(_table(data))
+    t = _lift_metadata(arrow_table(data))
     for c in ('prompt', 'chosen', 'rejected'):   # a column of only empty lists is typed list<null> by JSON readers
         ty = t.schema.field(c).type if c in t.column_names else None
         if ty is not None and pa.types.is_list(ty) and pa.types.is_null(ty.value_type):
@@ -354,7 +343,7 @@ def _read_folder(path:Path, split:str|None=None)->dict:
         try: d = datasets.load_from_disk(str(path))
         except Exception as e: raise NotusError(f"{path} is not a readable saved dataset ({type(e).__name__}).") from None
         d = d if isinstance(d, datasets.DatasetDict) else {'train': d}
-        return {k: _table(v) for k, v in _pick_splits(dict(d), split, str(path)).items()}
+        return {k: arrow_table(v) for k, v in _pick_splits(dict(d), split, str(path)).items()}
     out = {}
     for k, fs in _pick_splits(_folder_files(path), split, str(path)).items():
         ts = []
@@ -371,7 +360,7 @@ def _read_hub(source:str, split:str|None)->dict:
     "{split: table} of a hub dataset (`notus.data.load_hub`: one try, one sentence when it fails)."
     import datasets
     d = load_hub(source, split)
-    return {k: _table(v) for k, v in d.items()} if isinstance(d, datasets.DatasetDict) else {split or 'train': _table(d)}
+    return {k: arrow_table(v) for k, v in d.items()} if isinstance(d, datasets.DatasetDict) else {split or 'train': arrow_table(d)}
 
 # %% ../nbs/00b_pairs.ipynb #d7a735fd
 def _split_files(path:Path)->dict:
@@ -404,8 +393,8 @@ def read_pairs(
 )->tuple:
     "Read preference pairs in any layout of `LAYOUTS`; returns `(Dataset or DatasetDict, layout name)`."
     import datasets
-    if isinstance(source, datasets.DatasetDict): tables, where = {k: _table(v) for k, v in source.items()}, 'pairs'
-    elif isinstance(source, (pa.Table, datasets.Dataset, pd.DataFrame)): tables, where = {split or 'train': _table(source)}, 'pairs'
+    if isinstance(source, datasets.DatasetDict): tables, where = {k: arrow_table(v) for k, v in source.items()}, 'pairs'
+    elif isinstance(source, (pa.Table, datasets.Dataset, pd.DataFrame)): tables, where = {split or 'train': arrow_table(source)}, 'pairs'
     else:
         if source is None or not str(source).strip(): raise NotusError("the pairs source is empty; give a file, folder or hub id.")
         p, where = Path(source), str(source)
@@ -444,7 +433,7 @@ def to_layout(
 )->pa.Table:
     "Lay `pairs` out as the published `layout` documents (the columns its dataset card lists)."
     if layout not in LAYOUTS: raise NotusError(f"unknown pairs layout {layout!r}; choose one of {', '.join(LAYOUTS)}.")
-    t = _table(pairs)
+    t = arrow_table(pairs)
     if detect_layout(t.schema) != 'notus': t, _ = normalize_pairs(t)
     if layout == 'notus': return t
     f64, s = pa.float64(), pa.string()
@@ -472,7 +461,7 @@ def to_layout(
                      'rejected_response': r, 'rejected_avg_rating': _col_or_null(t, 'rejected_rating', f64),
                      'rejected_model': _col_or_null(t, 'rejected_model', s)})
 
-# %% ../nbs/00b_pairs.ipynb #446f3040
+# %% ../nbs/00b_pairs.ipynb #303e47f2
 def content_fingerprints(
     folder:str|Path,  # a folder written by `save_to_disk` (a `Dataset` or a `DatasetDict`)
 )->dict:
@@ -514,7 +503,7 @@ def write_pairs(
     "Write pairs atomically; returns the path, or `{split: path}` for a `DatasetDict` written to files."
     import datasets
     path = check_output(path, inputs, PAIRS_SUFFIXES, 'pairs output')
-    prep = lambda d: to_layout(d, layout) if layout is not None else _table(d)
+    prep = lambda d: to_layout(d, layout) if layout is not None else arrow_table(d)
     splits = isinstance(pairs, datasets.DatasetDict) or (isinstance(pairs, dict) and bool(pairs) and all(
         isinstance(v, (datasets.Dataset, pa.Table, pd.DataFrame)) for v in pairs.values()))   # else a dict of columns
     if splits:
@@ -539,7 +528,7 @@ def pair_texts(
     prompt_turns:str='all',  # which prompt turns to keep: 'all', 'last' or 'first'
 )->pd.DataFrame:
     "prompt_id (when present), prompt, chosen and rejected as plain strings, one row per pair."
-    t = _table(pairs)
+    t = arrow_table(pairs)
     out = {'prompt_id': t.column('prompt_id').to_numpy(zero_copy_only=False)} if 'prompt_id' in t.column_names else {}
     out['prompt'] = message_text(t.column('prompt'), prompt_turns)
     for c in ('chosen', 'rejected'): out[c] = message_text(t.column(c), 'last')
@@ -551,7 +540,7 @@ def swap_pairs(
     mask,     # one bool per row: True swaps that row's chosen and rejected
 )->pa.Table:
     "Swap chosen and rejected, and every `chosen_X`/`rejected_X` column pair, on the rows where `mask` is True."
-    t = _table(table)
+    t = arrow_table(table)
     mask = pa.array(np.asarray(mask, bool))
     if len(mask) != t.num_rows: raise NotusError(f"swap_pairs: the mask has {len(mask)} values for {t.num_rows} pairs.")
     for c in t.column_names:
