@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .data import ASPECTS, NotusError, completions_frame
 from .report import figure, style, save_figure, write_text
+from typing import TYPE_CHECKING
+if TYPE_CHECKING: from tqdm import tqdm
 
 # %% auto #0
 __all__ = ['RATING_LEVELS', 'RATING_BINS', 'overview', 'rating_counts', 'na_rates', 'score_counts', 'group_summary',
@@ -268,7 +270,7 @@ _SECTIONS = [
 def analysis_sections(
     cf:pd.DataFrame, # tidy view from `completions_frame`
     out_dir:Path,    # where the PNGs, CSVs and summary.json are written
-    progress=None,   # a tqdm bar to advance, or None
+    progress:tqdm|None=None, # a tqdm bar to advance, or None
 )->list:
     "Write the analysis tables (CSV, summary.json) and plots (PNG) to `out_dir`; return the report sections."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)

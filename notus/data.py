@@ -294,7 +294,7 @@ def _parse_block(block, schema=None):
     except pa.ArrowException: return None
     return pa.Table.from_arrays(t.columns, schema=schema) if schema else t
 
-def _read_json_lines(path:Path, block_bytes:int=None, need=REQUIRED_COLUMNS)->list:
+def _read_json_lines(path:Path, block_bytes:int|None=None, need=REQUIRED_COLUMNS)->list:
     "Pieces of a JSON Lines file: each block by `pyarrow.json` (with the schema, else inferring types), or by `json` where Arrow refuses it."
     pieces, row0, line_at = [], 0, _LineNumbers(path)
     for pos, block in _line_blocks(path, block_bytes or JSON_BLOCK_BYTES):
@@ -575,7 +575,7 @@ def keep_rows(
 # %% ../nbs/00_data.ipynb #5f1749d7
 def validate_table(
     table:pa.Table,      # rows in `ultrafeedback_schema()` (see `conform_table`)
-    rows=None,           # input row number of each row (default: 0, 1, ...)
+    rows:np.ndarray|None=None, # input row number of each row (default: 0, 1, ...)
     strict:bool=False,   # raise `InvalidRowError` naming the first bad row and field, instead of dropping
 )->tuple:
     "Check every row in Arrow; return `(kept table, ValidationReport)`. Rows in = rows kept + rows dropped."
@@ -602,7 +602,7 @@ def validate_table(
 def validate_ultrafeedback(
     ds,                        # a `datasets.Dataset` (or `pyarrow.Table`) with the UltraFeedback columns
     strict:bool=False,         # raise `InvalidRowError` naming the first bad row and field, instead of dropping
-    row_index=None,            # original row numbers of `ds`'s rows (for reports on pre-filtered data)
+    row_index:np.ndarray|None=None, # original row numbers of `ds`'s rows (for reports on pre-filtered data)
 ):
     "Check every row; return `(kept rows, ValidationReport)`, kept rows of the same kind as `ds`. Rows in = rows kept + rows dropped."
     import datasets
