@@ -11,8 +11,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 from .data import ASPECTS, NotusError, completions_frame
 from .report import figure, style, save_figure, write_text
-from typing import TYPE_CHECKING
-if TYPE_CHECKING: from tqdm import tqdm
+from tqdm import tqdm
 
 # %% auto #0
 __all__ = ['RATING_LEVELS', 'RATING_BINS', 'overview', 'rating_counts', 'na_rates', 'score_counts', 'group_summary',
