@@ -40,6 +40,7 @@ def aspect_weights(
     if (w < 0).any() or w.sum() == 0: raise NotusError("aspect weights must be non-negative and not all zero.")
     return w
 
+# %% ../nbs/03_binarize.ipynb #2a99e2c8
 def weighted_mean(cf:pd.DataFrame, aspects:list|None=None, weights:dict|None=None)->np.ndarray:
     "Per completion, the weighted mean of its rated aspects (NaN if none of the weighted aspects is rated)."
     r = cf[ASPECTS].to_numpy(float); w = aspect_weights(aspects, weights)
@@ -47,6 +48,7 @@ def weighted_mean(cf:pd.DataFrame, aspects:list|None=None, weights:dict|None=Non
     den = (rated * w).sum(1)
     with np.errstate(all='ignore'): return np.where(den > 0, np.nansum(np.where(rated, r, 0) * w, 1) / den, np.nan)
 
+# %% ../nbs/03_binarize.ipynb #15d59b69
 def rating_matrix(cf:pd.DataFrame, values:np.ndarray, n_prompts:int|None=None)->np.ndarray:
     "Scatter per-completion `values` into a (prompts × completions) matrix, NaN-padded."
     n = int(cf.prompt_idx.max()) + 1 if n_prompts is None else n_prompts
@@ -83,6 +85,7 @@ def draw_keys(prompt_ids)->np.ndarray:
         keys[~is_hex] = pd.util.hash_array(other, categorize=False)
     return keys
 
+# %% ../nbs/03_binarize.ipynb #7d6a4928
 SALT_REJECTED = 0   # binarization: which lower-rated completion becomes the rejected one
 SALT_SPLIT = 1      # `split_pairs`: which prompts go to the test split
 SALT_FLIP = 2       # `notus.dpo.flip_labels`: which pairs get their labels swapped
@@ -132,6 +135,7 @@ def strategy_mean_rating(mean, score, u, min_margin=0.0):
     why = _reasons(len(mean), too_few_rated=rated < 2, all_tied=~lower.any(1), below_margin=~eligible.any(1))
     return chosen, rejected, why
 
+# %% ../nbs/03_binarize.ipynb #6716be82
 def strategy_overall_score(mean, score, u, min_margin=0.0):
     "Zephyr: chosen = highest overall_score (first on ties), rejected = random one of the remaining."
     scored = ~np.isnan(score)
@@ -145,6 +149,7 @@ def strategy_overall_score(mean, score, u, min_margin=0.0):
     why = _reasons(len(score), too_few_scored=scored.sum(1) < 2, below_margin=~eligible.any(1))
     return chosen, rejected, why
 
+# %% ../nbs/03_binarize.ipynb #cad72758
 def strategy_best_worst(mean, score, u, min_margin=0.0):
     "Chosen = highest mean, rejected = lowest mean (first on ties at either end)."
     rated = (~np.isnan(mean)).sum(1)
@@ -171,6 +176,7 @@ def _all_pairs(mean, min_margin):
     why = _reasons(len(mean), too_few_rated=rated < 2, all_tied=~anygap, below_margin=~ok.any(1))
     return p, i[q], j[q], why
 
+# %% ../nbs/03_binarize.ipynb #528f31d6
 def select_pairs(
     cf:pd.DataFrame,                # `completions_frame` of the rows
     strategy:str='mean_rating',     # one of `STRATEGIES`: mean_rating, overall_score, best_worst, all_pairs
@@ -509,6 +515,7 @@ def output_paths(
     return {k: check_output(output.with_name(f'{output.stem}_{k}{output.suffix}'), inputs, PAIRS_SUFFIXES, 'output')
             for k in splits}
 
+# %% ../nbs/03_binarize.ipynb #82e6e0a4
 def report_path(
     path:str|Path|None,       # where the JSON report goes (None: no report)
     inputs:list=(),           # local inputs it must not replace
@@ -522,6 +529,7 @@ def report_path(
             raise NotusError(f"the JSON report {path} and the output {o} overlap; give them different paths.")
     return p
 
+# %% ../nbs/03_binarize.ipynb #a4cee96f
 def write_outputs(
     pairs,                    # a `Dataset`, or a `DatasetDict` of splits
     targets:dict,             # from `output_paths`

@@ -122,6 +122,7 @@ def normalize_texts(texts)->pa.Array:
     t = pc.replace_substring_regex(t, r'\.(\p{L})', r'\1')      # U.S. = US, e.g. = eg
     return pc.utf8_trim_whitespace(pc.replace_substring_regex(t, r'[^\p{L}\p{N}]+', ' '))
 
+# %% ../nbs/04_clean.ipynb #9e8d582c
 def normalize(text:str)->str:
     "Lowercase, strip accents and punctuation, collapse whitespace (one string)."
     return normalize_texts([text])[0].as_py()
@@ -198,6 +199,7 @@ def tie_mask(pairs)->np.ndarray|None:
     by_score = pc.fill_null(pc.equal(t.column('strategy'), 'overall_score'), False).to_numpy(zero_copy_only=False) if 'strategy' in cols else False
     return np.where(by_score, score, rating)
 
+# %% ../nbs/04_clean.ipynb #93aaaf9a
 def drop_ties(
     pairs, # preference pairs with `chosen_rating`/`rejected_rating` or `chosen_score`/`rejected_score`
 )->tuple:
@@ -220,6 +222,7 @@ def _expand(starts:np.ndarray, counts:np.ndarray)->np.ndarray:
     ends = np.cumsum(counts)
     return np.repeat(starts - ends + counts, counts) + np.arange(ends[-1] if len(ends) else 0)
 
+# %% ../nbs/04_clean.ipynb #4fa46566
 def contamination(
     prompts,             # prompts (an Arrow array or list of strings)
     benchmark:list,      # benchmark prompts
@@ -368,6 +371,7 @@ def _components(n:int, i:np.ndarray, j:np.ndarray)->np.ndarray:
         if np.array_equal(new, lab): return lab
         lab = new
 
+# %% ../nbs/04_clean.ipynb #ba5a584f
 def near_duplicate_groups(
     texts,                  # texts (a list or an Arrow string array)
     threshold:float=0.9,    # Jaccard similarity of 3-word shingle sets that makes two texts near-duplicates
@@ -450,6 +454,7 @@ def _plan(t:pa.Table, sources, truthfulqa, benchmarks, keep_ties)->dict:
             'decontaminate': None if benchmarks else 'no benchmark prompts given (benchmarks=)',
             'dedupe': None}
 
+# %% ../nbs/04_clean.ipynb #48fbd047
 def clean_pairs(
     pairs,                              # pairs: a Dataset/DatasetDict/Table, or a file, folder or hub id (`notus.pairs.read_pairs`)
     sources:list|tuple=('truthful_qa',),# values of `source` to drop
@@ -486,6 +491,7 @@ def bench_names(paths:list)->dict:
     stems = [Path(p).stem for p in paths]
     return {(f'{s}_{i}' if stems.count(s) > 1 else s): p for i, (s, p) in enumerate(zip(stems, paths))}
 
+# %% ../nbs/04_clean.ipynb #b17b617f
 def clean_cli(
     input:str,                  # pairs in any published layout: a .parquet/.jsonl/.json file, a folder or a hub id
     output:str='clean.parquet', # cleaned pairs: .parquet, .jsonl, .json or a folder

@@ -261,6 +261,7 @@ def _binarize_lines(pipe:Pipeline, written, rfile)->list:
     paths = list(written.values()) if isinstance(written, dict) else [written]
     return lines + ['wrote ' + ', '.join(map(str, paths + ([rfile] if rfile else [])))]
 
+# %% ../nbs/04a_curate.ipynb #5bce6c43
 def binarize_cli(
     input:str|None=None,            # UltraFeedback file/dir or hub id (default: the bundled sample)
     strategy:str='mean_rating',     # mean_rating, overall_score, best_worst, all_pairs

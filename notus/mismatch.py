@@ -135,6 +135,7 @@ class ScoreFix:
         return (f"overall_score == 10: {sum(self.counts.values())} ("
                 + ', '.join(f'{k} {v}' for k, v in self.counts.items()) + f"); changed {self.changed}, to review {len(self.review)}")
 
+# %% ../nbs/03a_mismatch.ipynb #af32e505
 REVIEW_COLUMNS = ['prompt_idx', 'completion_idx', 'prompt_id', 'source', 'model', *ASPECTS, 'mean_rating', 'overall_score', 'band']
 
 def fix_overall_score(
@@ -297,6 +298,7 @@ def plot_disagreement(
     ax.legend(title='overall_score', fontsize=8, title_fontsize=8, loc='upper left', bbox_to_anchor=(1.01, 1))
     return fig
 
+# %% ../nbs/03a_mismatch.ipynb #886e11d3
 def plot_suspicion(
     scored:pd.DataFrame,   # output of `score_suspicion`
     min_score:float=8.0,   # completions with overall_score >= this are shown
@@ -326,10 +328,12 @@ def mismatch_summary(ds, cf:pd.DataFrame|None=None, seed:int=42, **kwargs)->dict
     return {'scored': scored, 'fix': fix, 'before': before, 'after': after, 'bands': band_counts(flag_bands(scored)),
             'chosen': {s: inflated_chosen(scored, s, seed) for s in ('overall_score', 'mean_rating')}}
 
+# %% ../nbs/03a_mismatch.ipynb #276d8e38
 _BAND_MEANING = {'inflated': 'overall_score 10, mean rating <= 2: the parser bug (upstream set these to 1)',
                  'review': "overall_score 10, 2 < mean rating <= 4: upstream's re-annotation band",
                  'other': 'flagged by the detector only (critique wording or score gap)'}
 
+# %% ../nbs/03a_mismatch.ipynb #a9c66920
 def mismatch_sections(
     ds,                        # UltraFeedback rows
     out_dir:str|Path,          # where the PNGs and CSV/JSON files go
@@ -393,6 +397,7 @@ def _mismatch_lines(r:dict, recs:pd.DataFrame)->list:
                   short[['row', 'completion_idx', 'model', 'overall_score', 'mean_rating', 'suspicion', 'band', 'reason']].to_string(index=False)]
     return lines
 
+# %% ../nbs/03a_mismatch.ipynb #6c0386a9
 def mismatch_cli(
     input:str|None=None,    # UltraFeedback file or directory, or hub id (default: the bundled sample)
     top:int=20,             # number of suspicious records to list (the most suspicious of --band)

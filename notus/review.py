@@ -16,7 +16,7 @@ from .core import Accounting, NotusError, check_output
 from .data import arrow_table
 from .pairs import PAIRS_SUFFIXES, message_text, prompt_ids, read_pairs, swap_pairs, write_pairs
 
-if TYPE_CHECKING: import datasets
+if TYPE_CHECKING: import datasets, argilla as rg
 from .mismatch import critique_negativity
 
 # %% auto #0
@@ -138,6 +138,7 @@ def rank_pairs(
 # %% ../nbs/05_review.ipynb #890a757a
 def _fmt(x): return '–' if x is None or (isinstance(x, float) and np.isnan(x)) else f'{x:g}'
 
+# %% ../nbs/05_review.ipynb #32b81eb7
 def review_frame(
     pairs,                       # pairs: prompt, chosen, rejected (messages or text); optional ratings, models, critiques
     suspicion:str='suspicion',   # column holding a suspicion score (higher = more doubtful); computed when absent
@@ -196,11 +197,12 @@ FIELDS = {'prompt': ('chat', 'Prompt', True), 'chosen': ('text', 'Chosen respons
           'rejected': ('text', 'Rejected response', True), 'ratings': ('text', 'Ratings', True),
           'critique': ('text', "GPT-4's critiques", False), 'reason': ('text', 'Why this pair may be wrong', False)}
 
+# %% ../nbs/05_review.ipynb #3e9f1492
 def review_settings(
     client,                      # an `argilla.Argilla` client (the SDK ties settings to a server)
     min_submitted:int=1,         # submitted answers needed before a record counts as completed
     guidelines:str=GUIDELINES,   # markdown guidelines shown to reviewers
-)->'rg.Settings':
+)->rg.Settings:
     "Argilla settings for reviewing preference pairs: `FIELDS`, the keep/swap/discard question, metadata."
     import argilla as rg
     fields = [rg.ChatField(n, title=t, required=r, _client=client) if kind == 'chat' else
@@ -236,6 +238,7 @@ def to_records(
 class ReviewServerError(NotusError):
     "The Argilla server is not configured, not reachable, or refused the request."
 
+# %% ../nbs/05_review.ipynb #af196279
 def _credentials(api_url=None, api_key=None):
     url = (api_url or os.environ.get('ARGILLA_API_URL') or '').rstrip('/')
     key = api_key or os.environ.get('ARGILLA_API_KEY')
@@ -266,11 +269,12 @@ def _argilla_errors(url:str='the Argilla server'):
     except ArgillaAPIError as e:
         raise ReviewServerError(f"the Argilla server at {url} answered HTTP {e.status_code}: {str(e).splitlines()[0][:200]}") from None
 
+# %% ../nbs/05_review.ipynb #9519ceec
 def connect(
     api_url:str|None=None,       # server address (default: $ARGILLA_API_URL)
     api_key:str|None=None,       # API key (default: $ARGILLA_API_KEY); never printed
     timeout:int=60,              # seconds per request
-)->'rg.Argilla':
+)->rg.Argilla:
     "An `argilla.Argilla` client for the server, checked with one request; clear errors if that fails."
     url, key = _credentials(api_url, api_key)
     import argilla as rg
@@ -278,6 +282,7 @@ def connect(
     with _argilla_errors(url):
         return rg.Argilla(api_url=url, api_key=key, timeout=timeout, retries=2, **({'headers': headers} if headers else {}))
 
+# %% ../nbs/05_review.ipynb #608ac4fc
 def server_configured()->bool:
     "Whether `ARGILLA_API_URL` is set (the notebook's live cells run only then)."
     return bool(os.environ.get('ARGILLA_API_URL'))
@@ -298,7 +303,7 @@ def review_dataset(
     workspace:str|None=None,     # workspace name (default: the first one; created if missing)
     min_submitted:int=1,         # for a new dataset: answers needed before a record counts as completed
     create:bool=True,            # create the dataset when it does not exist
-)->'rg.Dataset':
+)->rg.Dataset:
     "The review dataset `name`, created with `review_settings` if it does not exist yet."
     import argilla as rg
     client = client or connect()
@@ -315,6 +320,7 @@ def review_dataset(
             raise ReviewServerError(f"dataset {name!r} at {url} exists but is not a notus review dataset (no 'decision' question).")
     return dset
 
+# %% ../nbs/05_review.ipynb #5f3dcafc
 @dataclass
 class PushReport(Accounting):
     "What a push did: pairs read (`rows_in`), records sent (`rows_out`), pairs not sent by reason, new records, the dataset's size."
@@ -339,6 +345,7 @@ class PushReport(Accounting):
                 + (f" ({self.duplicates} duplicated pairs sent once)" if self.duplicates else '')
                 + (f"; {self.counts['not_in_top']} pairs below the top left out" if 'not_in_top' in self.counts else ''))
 
+# %% ../nbs/05_review.ipynb #250e3e7b
 def push_for_review(
     pairs,                       # binarized pairs (`datasets.Dataset` or DataFrame), optionally with a suspicion column
     name:str='notus-review',     # Argilla dataset name
@@ -384,6 +391,7 @@ def _server_ids(client, dset, ids):
         got.update({it['record']['external_id']: it['record']['id'] for it in r.json()['items']})
     return got
 
+# %% ../nbs/05_review.ipynb #e953b154
 def submit_reviews(
     answers,                     # rows with `id`, `decision` (keep/swap/discard), optional `corrected_rating`, `comment`
     name:str='notus-review',     # Argilla dataset name
@@ -430,6 +438,7 @@ def reviews_dataset(rows:list)->datasets.Dataset:
     cols = {k: [r.get(k) for r in rows] for k in REVIEW_FEATURES}
     return datasets.Dataset.from_dict(cols, features=feats)
 
+# %% ../nbs/05_review.ipynb #add83df1
 def pull_reviews(
     name:str='notus-review',     # Argilla dataset name
     client=None,                 # an `argilla.Argilla` client (default: `connect()`)
@@ -520,6 +529,7 @@ class ReviewReport(Accounting):
                 f"{self.unreviewed} not reviewed; {self.ratings_corrected} ratings corrected"
                 + (f"; {self.unmatched} decisions matched no pair" if self.unmatched else ''))
 
+# %% ../nbs/05_review.ipynb #56451766
 def apply_reviews(
     pairs,                       # the binarized pairs (`datasets.Dataset`) that were pushed, or a superset of them
     reviews,                     # `pull_reviews` output (or a DataFrame of review rows)
