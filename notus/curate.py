@@ -231,7 +231,9 @@ def _curate_lines(r:dict, output:str)->list:
              f"clean: {c['rows_in']} -> {c['rows_out']} pairs {c['dropped_by_reason'] or ''}",
              f"chosen differs from overall_score on {r['comparison']['share_chosen_differs']:.1%} of prompts", f"wrote in {r['seconds']} s:"]
     lines += [f"  {o/f'{k}.parquet'} ({n} pairs)" for k, n in r['splits'].items()] + [f"  {o/'report.md'}", f"  {o/'report.json'}"]
-    if 'analysis' in r: lines.append(f"  {o/Path(r['analysis']).relative_to(Path(r['analysis']).parents[1])}")
+    if 'analysis' in r:
+        page = o/Path(r['analysis']).relative_to(Path(r['analysis']).parents[1])
+        lines.append(f"  {page.with_suffix('.html') if page.with_suffix('.html').exists() else page}   # plots and suspicious records")
     if 'analysis_skipped' in r: lines.append(f"analysis skipped: {r['analysis_skipped']}")
     return lines + ["next:", f"  notus train tiny-cpu --override data.source={o} data.test_size=0   # a tiny DPO run on these pairs",
                     f"  notus review push {o/'train_prefs.parquet'} --top 20                   # the 20 most doubtful pairs, in Argilla"]
