@@ -102,14 +102,16 @@ def add_options(
         has = q.default is not q.empty
         kw = arg_spec(q.annotation, q.default)
         help = (docs.get(q.name) or '').replace('%', '%%')
-        if has and q.default not in (None, False, (), []) and 'action' not in kw: help += ' (default: %(default)s)'
+        flag = '--' + q.name.replace('_', '-')
+        if 'action' in kw and i > 0: help += f" (default: {flag if q.default else '--no-' + flag[2:]})"
+        elif has and q.default not in (None, False, (), []): help += ' (default: %(default)s)'
         if i == 0:
             if 'action' in kw: kw = {}
             if kw.get('nargs') == '*' and not has: kw['nargs'] = '+'
             elif has: kw.setdefault('nargs', '?')
             p.add_argument(q.name, default=q.default if has else None, help=help, **kw)
         else:
-            p.add_argument('--' + q.name.replace('_', '-'), dest=q.name, default=q.default if has else None,
+            p.add_argument(flag, dest=q.name, default=q.default if has else None,
                            required=not has, help=help, **kw)
     return {q.name for q in params}
 
