@@ -656,10 +656,10 @@ def completions_frame(
     n_per = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
     comp_idx = np.arange(len(parents)) - np.repeat(np.cumsum(n_per) - n_per, n_per)
     instr = table.column('instruction').combine_chunks()
-    ids = np.array([prompt_id(t) for t in instr.to_pylist()], dtype=object)
-    df = pd.DataFrame({'prompt_idx': parents, 'completion_idx': comp_idx, 'prompt_id': ids[parents],
-                       'source': pc.take(table.column('source').combine_chunks(), pa.array(parents)).to_numpy(zero_copy_only=False),
-                       'model': struct_field(comps, 'model').to_numpy(zero_copy_only=False)})
+    ids, rows = pa.array([prompt_id(t) for t in instr.to_pylist()], pa.string()), pa.array(parents)
+    df = pd.DataFrame({'prompt_idx': parents, 'completion_idx': comp_idx, 'prompt_id': ids.take(rows).to_pandas(),   # text columns: Arrow-backed, no copy
+                       'source': pc.take(table.column('source').combine_chunks(), rows).to_pandas(),
+                       'model': struct_field(comps, 'model').to_pandas()})
     for a in ASPECTS: df[a] = _rating(struct_field(comps, f'annotations.{a}.Rating'))
     r = df[list(aspects)].to_numpy()
     df['n_rated'] = (~np.isnan(r)).sum(1)
@@ -667,8 +667,8 @@ def completions_frame(
     score = struct_field(comps, 'overall_score')
     df['overall_score'] = pc.cast(score, pa.float64(), safe=False).to_numpy(zero_copy_only=False) if not pa.types.is_string(score.type) else _rating(score)
     if text:
-        df['response'] = struct_field(comps, 'response').to_numpy(zero_copy_only=False)
-        df['critique'] = struct_field(comps, 'critique').to_numpy(zero_copy_only=False)
+        df['response'] = struct_field(comps, 'response').to_pandas()
+        df['critique'] = struct_field(comps, 'critique').to_pandas()
     return df
 
 # %% ../nbs/00_data.ipynb #7c3ef9d7
