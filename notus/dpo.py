@@ -10,15 +10,17 @@ import copy, dataclasses, json, os, re, shutil, warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.compute as pc
-from .core import NotusError
+from .core import NotusError, atomic_path
 from .data import arrow_table
+from .pairs import write_pairs
 from .template import check_chat_template, build_tiny_tokenizer, build_tiny_model, tokenizer_texts, generate_reply
-from .recipe import DataConfig, Recipe, load_recipe, has_gpu
+from .recipe import DataConfig, Recipe, load_recipe, has_gpu, HELDOUT
 
 # %% auto #0
-__all__ = ['flip_labels', 'read_source', 'prepare_pairs', 'load_pairs', 'prompt_lengths', 'truncate_prompts', 'reference_model',
-           'TrainResult', 'last_checkpoint', 'load_tokenizer', 'model_init_kwargs', 'load_model', 'train',
-           'special_token_report', 'check_data', 'train_cli']
+__all__ = ['TRL_FUTURE_WARNING', 'flip_labels', 'is_hub_id', 'read_source', 'prepare_pairs', 'load_pairs', 'prompt_lengths',
+           'truncate_prompts', 'reference_model', 'TrainResult', 'last_checkpoint', 'load_tokenizer',
+           'model_init_kwargs', 'load_model', 'write_model_card', 'train', 'special_token_report', 'check_data',
+           'train_cli']
 
 # %% ../nbs/06c_dpo.ipynb #bda882ba
 def flip_labels(
@@ -28,30 +30,15 @@ def flip_labels(
 ):
     "Swap chosen and rejected (and their ratings, scores, models) in a random `share` of `pairs`."
     import datasets
-    from notus.binarize import uniform_draws
+    from notus.binarize import uniform_draws, SALT_FLIP
     from notus.pairs import swap_pairs
     t = arrow_table(pairs)
-    if 'prompt_id' in t.column_names: u = uniform_draws(t.column('prompt_id').to_pylist(), seed, salt=2)
+    if 'prompt_id' in t.column_names: u = uniform_draws(t.column('prompt_id'), seed, salt=SALT_FLIP)
     else: u = np.random.default_rng(seed).random(t.num_rows)
     return datasets.Dataset(swap_pairs(t, u < share))
 
 # %% ../nbs/06c_dpo.ipynb #0dee63a8
-_UF_KEY = re.compile(r'"completions"\s*:')
-
-def _is_ultrafeedback(p:Path)->bool:
-    "Whether the local file or folder `p` holds UltraFeedback rows (a `completions` column) rather than pairs."
-    if p.is_dir():
-        info = p/'dataset_info.json'
-        if info.exists(): return bool(_UF_KEY.search(info.read_text(encoding='utf-8', errors='replace')))
-        files = sorted(f for f in p.rglob('*') if f.is_file() and f.suffix.lower() in ('.parquet', '.jsonl', '.json'))
-        return bool(files) and _is_ultrafeedback(files[0])
-    if p.suffix.lower() == '.parquet':
-        import pyarrow.parquet as pq
-        try: return 'completions' in pq.read_schema(p).names
-        except (pa.ArrowException, OSError): return False     # unreadable: the reader says why
-    with open(p, encoding='utf-8', errors='replace') as f: return bool(_UF_KEY.search(f.read(1 << 16)))
-
-def _is_hub_id(src:str)->bool:
+def is_hub_id(src:str)->bool:
     "Whether `src` reads as a hub dataset id (`owner/name`) rather than a local path."
     return bool(re.fullmatch(r'[A-Za-z0-9][\w.-]*/[\w.-]+', src)) and Path(src).suffix.lower() not in ('.parquet', '.jsonl', '.json')
 
@@ -59,29 +46,18 @@ def read_source(
     data:DataConfig,   # the recipe's data section
 )->tuple:
     "`(pairs, layout)`: the data source's pairs in notus's layout (a Dataset or DatasetDict) and the layout they were read from."
+    from notus.curate import build_pairs
     from notus.pairs import read_pairs
     src = None if data.source in (None, '', 'bundled') else str(data.source)
-    if src is not None and not Path(src).exists() and not _is_hub_id(src):
+    if src is not None and not Path(src).exists() and not is_hub_id(src):
         raise NotusError(f"data.source {src} does not exist; give a pairs or UltraFeedback file or folder, a hub id, or 'bundled'.")
-    if src is not None and (data.format == 'pairs' or (data.format == 'auto' and Path(src).exists() and not _is_ultrafeedback(Path(src)))):
-        return read_pairs(src)
-    from notus.data import load_ultrafeedback
-    from notus.binarize import binarize
-    uf, _ = load_ultrafeedback(src)
-    d, _ = binarize(uf, data.strategy, data.seed, min_margin=data.min_margin)
-    return d, f'ultrafeedback ({data.strategy})'
+    if data.format == 'pairs': return read_pairs(src)          # a hub id of pairs: build_pairs would take it for UltraFeedback
+    pipe = build_pairs(src, data.strategy, data.seed, min_margin=data.min_margin, clean=False)
+    if data.format == 'ultrafeedback' and pipe.kind != 'ultrafeedback':
+        raise NotusError(f"data.format is ultrafeedback but data.source {src} holds pairs ({pipe.layout} layout); set data.format: auto.")
+    return pipe.pairs, pipe.layout or f'ultrafeedback ({data.strategy})'
 
 # %% ../nbs/06c_dpo.ipynb #161c5ba4
-def _clean(d):
-    "Run notus.clean's default cleaning on a Dataset, or on a DatasetDict's splits together (no duplicate crosses them)."
-    import datasets
-    from notus.clean import clean_pairs
-    if not isinstance(d, datasets.DatasetDict): return clean_pairs(d)[0]
-    tagged = pa.concat_tables([arrow_table(v).append_column('_split', pa.array([k] * len(v), pa.string())) for k, v in d.items()],
-                              promote_options='permissive')
-    t = arrow_table(clean_pairs(datasets.Dataset(tagged))[0])
-    return datasets.DatasetDict({k: datasets.Dataset(t.filter(pc.equal(t.column('_split'), k)).drop_columns(['_split'])) for k in d})
-
 def _pick_splits(d, where:str='the pairs'):
     "The training splits of a DatasetDict, renamed `train_prefs`/`test_prefs` (a Dataset when there is no test split); a Dataset as it is."
     import datasets
@@ -128,8 +104,8 @@ def prepare_pairs(
     n_read = sum(len(v) for v in d.values()) if isinstance(d, datasets.DatasetDict) else len(d)
     if n_read == 0: raise NotusError(f"{where} holds no pairs; give a file with prompt, chosen and rejected rows.")
     if data.clean:
-        try: d = _clean(d)
-        except ImportError: raise NotusError("data.clean needs notus.clean, which this installation does not have.") from None
+        from notus.clean import clean_pairs
+        d = clean_pairs(d)[0]                    # a DatasetDict's splits together: no duplicate crosses them
     n_clean = sum(len(v) for v in d.values()) if isinstance(d, datasets.DatasetDict) else len(d)
     if n_clean == 0: raise NotusError(f"cleaning dropped all {n_read} pairs of {where}; set data.clean: false or use other data.")
     dd = _as_split(d, data)
@@ -228,7 +204,7 @@ def reference_model(
 @dataclass
 class TrainResult:
     "What a training run produced."
-    output_dir:Path                # model, tokenizer, checkpoints, notus_train.json
+    output_dir:Path                # model, tokenizer, checkpoints, heldout.parquet, README.md (model card), notus_train.json
     metrics:dict                   # final held-out metrics (eval_*: rewards/accuracies, rewards/margins, loss...) and train_* metrics
     global_step:int                # optimizer steps done in total
     steps_this_run:int             # optimizer steps done by this process (less than global_step after a resume)
@@ -241,6 +217,11 @@ class TrainResult:
     def accuracy(self)->float|None: return self.metrics.get('eval_rewards/accuracies')
     @property
     def margin(self)->float|None: return self.metrics.get('eval_rewards/margins')
+    @classmethod
+    def load(cls, output_dir, recipe:Recipe|None=None)->TrainResult:
+        "The record of the finished run in `output_dir` (its `notus_train.json`)."
+        d = json.loads((Path(output_dir)/'notus_train.json').read_text())
+        return cls(Path(output_dir), d['metrics'], d['global_step'], d['steps_this_run'], d.get('resumed_from'), d.get('sample'), recipe=recipe)
     def to_dict(self)->dict:
         return {'recipe': self.recipe.name if self.recipe else None, 'output_dir': str(self.output_dir), 'metrics': self.metrics,
                 'global_step': self.global_step, 'steps_this_run': self.steps_this_run, 'resumed_from': self.resumed_from,
@@ -295,6 +276,46 @@ def load_model(recipe:Recipe, tokenizer):
     return recipe.model.model_name_or_path
 
 # %% ../nbs/06c_dpo.ipynb #ad69a0b8
+TRL_FUTURE_WARNING = r'`is_gradient_checkpointing` is deprecated'   # TRL 1.16 reads transformers 5's old name at every step
+
+def _card_facts(recipe:Recipe, metrics:dict, layout:str|None)->list:
+    "(what, value) rows of a run for its model card."
+    d, src = recipe.data, recipe.data.source if recipe.data.source not in (None, '', 'bundled') else 'the bundled UltraFeedback sample'
+    made = (f"binarized by {d.strategy} (min margin {d.min_margin:g})" if layout is None or layout.startswith('ultrafeedback')
+            else f"read as they are ({layout} layout)")
+    rows = [('recipe', f"`{recipe.name}`"), ('base model', _base_model(recipe)), ('data', f"{src}: pairs {made}"),
+            ('training pairs', metrics.get('train_pairs'))]
+    if 'eval_pairs' in metrics:
+        rows += [('held-out pairs', f"{metrics['eval_pairs']} (kept in `{HELDOUT}`)"),
+                 ('held-out reward accuracy', f"{metrics['eval_rewards/accuracies']:.3f}"),
+                 ('held-out reward margin', f"{metrics['eval_rewards/margins']:.3f}"), ('held-out loss', f"{metrics['eval_loss']:.4f}")]
+    return rows
+
+def _base_model(recipe:Recipe)->str:
+    if not recipe.is_tiny: return f"`{recipe.model.model_name_or_path}`"
+    t = recipe.tiny
+    return f"a tiny MistralForCausalLM built from scratch by notus (hidden size {t.hidden_size}, {t.num_hidden_layers} layers)"
+
+def write_model_card(
+    trainer,               # the `DPOTrainer` of the run
+    recipe:Recipe,         # the recipe it ran
+    metrics:dict,          # the run's metrics (train_pairs, and eval_* with eval_pairs when there are held-out pairs)
+    layout:str|None=None,  # the layout the pairs were read from (`prepare_pairs`' counts)
+)->Path:
+    "TRL's model card of the run (`README.md` in its folder), with the base model, the data, the strategy and the held-out metrics filled in."
+    out = Path(trainer.args.output_dir)
+    src = recipe.data.source
+    hub = src if src and not Path(src).exists() and is_hub_id(src) else None
+    trainer.create_model_card(model_name=out.name, dataset_name=hub, tags=['notus', 'dpo', recipe.data.strategy])
+    card = (out/'README.md').read_text(encoding='utf-8')
+    card = card.replace('This model is a fine-tuned version of [None](https://huggingface.co/None)',
+                        'This model is ' + (_base_model(recipe) if recipe.is_tiny else f"a fine-tuned version of {_base_model(recipe)}"))
+    card = card.replace('model="None"', f'model="{trainer.args.output_dir}"')          # no hub id: the run's folder
+    rows = '\n'.join(f"| {k} | {v} |" for k, v in _card_facts(recipe, metrics, layout))
+    card = card.replace('## Quick start', f"## The notus run\n\n| | |\n|---|---|\n{rows}\n\n## Quick start", 1)
+    with atomic_path(out/'README.md') as tmp: Path(tmp).write_text(card, encoding='utf-8')
+    return out/'README.md'
+
 def _check_folder(out:Path, recipe:Recipe, ckpt:str|None)->bool:
     "Whether `out` holds a finished run; refuse one (finished or not) made from a different recipe."
     finished = (out/'notus_train.json').exists()
@@ -328,8 +349,10 @@ def train(
                       f"global batch is {recipe.global_batch_size(world)}, not {recipe.global_batch_size()}.")
     if model is not None and tokenizer is None: raise NotusError("pass the tokenizer that goes with the given model.")
     ckpt = last_checkpoint(out) if resume else None
-    finished = _check_folder(out, recipe, ckpt) if resume else False
-    dd, _ = prepare_pairs(recipe.data, pairs)
+    if resume and _check_folder(out, recipe, ckpt):
+        print(f"notus train: {out} holds the finished run of this recipe; nothing to do (--fresh starts over)")
+        return TrainResult.load(out, recipe)
+    dd, counts = prepare_pairs(recipe.data, pairs)
     if int(os.environ.get('RANK', '0')) == 0:
         out.mkdir(parents=True, exist_ok=True)
         (out/'recipe.yaml').write_text(recipe.to_yaml())
@@ -337,27 +360,33 @@ def train(
     check_chat_template(tokenizer)
     if recipe.data.max_prompt_length:
         dd = type(dd)({k: truncate_prompts(v, tokenizer, recipe.data.max_prompt_length, args.max_length) for k, v in dd.items()})
+    has_eval = len(dd['test_prefs']) > 0
+    if has_eval and int(os.environ.get('RANK', '0')) == 0: write_pairs(dd['test_prefs'], out/HELDOUT)
     keep = ['prompt', 'chosen', 'rejected']
     dd = type(dd)({k: v.select_columns([c for c in keep if c in v.column_names]) for k, v in dd.items()})
     if model is None: model = load_model(recipe, tokenizer)
     args.model_init_kwargs = model_init_kwargs(recipe) if isinstance(model, (str, Path)) else None
     if isinstance(model, Path): model = str(model)
     counter = _step_counter()
-    has_eval = len(dd['test_prefs']) > 0
     trainer = DPOTrainer(model=model, ref_model=reference_model(model, recipe), args=args, train_dataset=dd['train_prefs'],
                          eval_dataset=dd['test_prefs'] if has_eval else None, processing_class=tokenizer,
                          peft_config=recipe.peft_config(), callbacks=[counter, *(callbacks or [])])
-    if ckpt and finished: print(f"notus train: {out} holds a finished run of this recipe; evaluating it again (--fresh starts over)")
-    elif finished: print(f"notus train: {out} holds a finished run of this recipe and no checkpoint; training it again from the start")
-    elif ckpt: print(f"notus train: resuming the unfinished run in {out} from {Path(ckpt).name}")
-    res = trainer.train(resume_from_checkpoint=ckpt)
-    trainer.save_model(str(out))
-    metrics = {f'train_{k}' if not k.startswith('train') else k: v for k, v in res.metrics.items()}
-    if has_eval:
-        metrics.update(trainer.evaluate())
-        metrics['eval_pairs'] = len(dd['test_prefs'])
-    metrics['train_pairs'] = len(dd['train_prefs'])
-    if trainer.is_world_process_zero(): tokenizer.save_pretrained(str(out))
+    if ckpt: print(f"notus train: resuming the unfinished run in {out} from {Path(ckpt).name}")
+    with warnings.catch_warnings():
+        warnings.filterwarnings('ignore', message=TRL_FUTURE_WARNING, category=FutureWarning)
+        res = trainer.train(resume_from_checkpoint=ckpt)
+        trainer.save_model(str(out))
+        metrics = {f'train_{k}' if not k.startswith('train') else k: v for k, v in res.metrics.items()}
+        metrics['train_pairs'] = len(dd['train_prefs'])
+        trainer.save_metrics('train', metrics)
+        if has_eval:
+            ev = {**trainer.evaluate(), 'eval_pairs': len(dd['test_prefs'])}
+            trainer.save_metrics('eval', ev)
+            metrics.update(ev)
+    trainer.save_state()
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out))
+        write_model_card(trainer, recipe, metrics, counts['layout'])
     sample = None
     if sample_prompt and trainer.is_world_process_zero() and not recipe.uses_peft:
         sample = generate_reply(out, sample_prompt)
@@ -390,7 +419,7 @@ def check_data(
 )->dict:
     "Run the data step without training: read the pairs, count them, split them (a hub id is not read: it needs the network)."
     src = data.source if data.source not in (None, '', 'bundled') else None
-    if src is not None and not Path(src).exists() and _is_hub_id(src):
+    if src is not None and not Path(src).exists() and is_hub_id(src):
         return {'checked': False, 'source': src, 'why': 'a hub id, read when training (needs the network)'}
     _, counts = prepare_pairs(data)
     return {'checked': True, 'source': src or 'bundled', **counts}
@@ -402,22 +431,15 @@ def _data_line(c:dict)->str:
     if c['capped']: s += f", {c['capped']:,} left out by max_train_pairs/max_eval_pairs"
     return s + f": {c['train']:,} for training, {c['test']:,} held out"
 
-def _write_report(obj, path):
-    from notus.core import atomic_path
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp: Path(tmp).write_text(json.dumps(obj, indent=2, default=str))
-
 def train_cli(
     recipe:str,                 # recipe file (recipes/tiny-cpu.yaml) or name (tiny-cpu)
     override:list=(),           # section.key=value settings that replace the recipe's, e.g. training.learning_rate=1e-3
-    output_dir:str=None,        # output folder (default: the recipe's training.output_dir)
-    fresh:bool=False,           # delete the output folder's previous run first instead of resuming from its last checkpoint
+    output:str|None=None,       # the run's folder (default: the recipe's training.output_dir)
+    fresh:bool=False,           # delete the folder's previous run (finished or not) first, instead of resuming or keeping it
     check:bool=False,           # only check: the recipe's values and its local data (read, counted, split); nothing downloaded or trained
-    json_report:str=None,       # write the result (metrics, steps, output folder) to this JSON file
-):
-    "Train a model with DPO from a recipe (resumes from the last checkpoint of an interrupted run)."
+)->dict:
+    "Train a model with DPO from a recipe (resumes an interrupted run, keeps a finished one)."
     from notus.core import check_output
-    if json_report: check_output(json_report, [], ['.json'], 'JSON report')
     if check:
         r = load_recipe(recipe, override, dry_run=not has_gpu())
         print(r)
@@ -426,12 +448,10 @@ def train_cli(
                   f"\"$(which notus)\" train {r.path or recipe}")
         data = check_data(r.data)
         print(_data_line(data))
-        out = {'recipe': r.name, 'valid': True, 'dry_run': r.dry_run, 'global_batch_size': r.global_batch_size(), 'data': data}
-        if json_report: _write_report(out, json_report)
-        return out
+        return {'recipe': r.name, 'valid': True, 'dry_run': r.dry_run, 'global_batch_size': r.global_batch_size(), 'data': data}
     r = load_recipe(recipe, override)
     src = r.data.source if r.data.source not in (None, '', 'bundled') else None
-    out = check_output(output_dir or r.training.output_dir, [src, r.path], None, 'output folder')
+    out = check_output(output or r.training.output_dir, [src, r.path], None, 'output folder')
     if fresh and out.exists():
         if not _is_run_dir(out): raise NotusError(f"{out} does not look like a notus run folder; refusing to delete it with --fresh.")
         shutil.rmtree(out)
@@ -439,5 +459,5 @@ def train_cli(
     if int(os.environ.get('RANK', '0')) == 0:           # under accelerate/torchrun, the main process reports
         print(res)
         if res.sample is not None: print(f"sample answer: {res.sample!r}")
-    if json_report: _write_report(res.to_dict(), json_report)
-    return res
+        if (out/HELDOUT).exists(): print(f"held-out pairs: {out/HELDOUT}\nnext: notus evaluate {out}")
+    return res.to_dict()

@@ -15,7 +15,8 @@ from .core import NotusError
 __all__ = ['PAIR_KEYS', 'ALPACA_EVAL_KEYS', 'MT_BENCH_KEYS', 'OPEN_LLM_TASKS', 'completion_tokens', 'sequence_logps',
            'pair_logps', 'reward_table', 'reward_summary', 'evaluate_pairs', 'load_run', 'generate',
            'check_alpaca_eval', 'alpaca_eval_outputs', 'write_json', 'check_mt_bench', 'mt_bench_answers',
-           'answer_mt_bench', 'write_jsonl', 'lm_eval_commands', 'read_eval_pairs', 'evaluate_cli', 'generate_cli']
+           'answer_mt_bench', 'write_jsonl', 'lm_eval_commands', 'read_eval_pairs', 'run_pairs', 'evaluate_cli',
+           'generate_cli']
 
 # %% ../nbs/07_evaluate.ipynb #55243fa4
 def _common_prefix(a, b)->int:
@@ -351,34 +352,42 @@ def read_eval_pairs(
     if len(d) == 0: raise NotusError(f"{source} holds no pairs to evaluate.")
     return d, layout
 
+def run_pairs(
+    run:str|Path,               # a run folder saved by `notus train`
+)->Path:
+    "The held-out pairs a run folder keeps (`heldout.parquet`), or a `NotusError` saying how to give others."
+    from notus.recipe import HELDOUT
+    p = Path(run)/HELDOUT
+    if not p.exists():
+        raise NotusError(f"{run} keeps no held-out pairs ({HELDOUT}: a run trained without a test split, or not by notus train); "
+                         "give the pairs with --pairs.")
+    return p
+
 def evaluate_cli(
-    model_dir:str,              # folder of a trained model (from notus train)
-    pairs:str=None,             # held-out pairs in any layout notus reads: .parquet, .jsonl, .json or a folder (its test_prefs split)
-    ref:str=None,               # reference model folder or hub id (default: what the run was trained from)
-    beta:float=None,            # DPO temperature (default: the run's recipe, else 0.1)
+    run:str,                    # a run folder from notus train (or any model folder with a chat template, with --pairs)
+    pairs:str|None=None,        # held-out pairs in any layout notus reads (default: the run's own, heldout.parquet)
+    ref:str|None=None,          # reference model folder or hub id (default: what the run was trained from)
+    beta:float|None=None,       # DPO temperature (default: the run's recipe, else 0.1)
     by:str='source,strategy',   # comma-separated columns to break the results down by
     batch_size:int=8,           # sequences per forward pass
-    json:bool=False,            # print the results as JSON
-):
-    "Implicit DPO reward accuracy and margins of a trained model on held-out preference pairs."
-    import json as _json
+)->dict:
+    "Implicit DPO reward accuracy and margins of a trained model on held-out pairs (by default the run's own)."
     from notus.core import check_count
     batch_size = check_count(batch_size, '--batch-size', optional=False)
-    beta = None if beta is None else float(beta)   # the CLI passes strings
     if beta is not None and not beta > 0: raise NotusError(f"--beta must be positive, got {beta!r}.")
-    if not pairs: raise NotusError("give the held-out pairs with --pairs (e.g. the test_prefs split saved by notus binarize).")
+    pairs = pairs or run_pairs(run)
     d, layout = read_eval_pairs(pairs)
-    policy, reference, tok, recipe = load_run(model_dir, ref)
+    policy, reference, tok, recipe = load_run(run, ref)
     if beta is None: beta = recipe.training.beta if recipe is not None else 0.1
     max_length = recipe.training.max_length if recipe is not None else None
     table = evaluate_pairs(policy, tok, d, reference, beta, batch_size, max_length, progress=True)
-    out = {'model_dir': str(model_dir), 'pairs': len(table), 'layout': layout, 'beta': beta, **reward_summary(table).iloc[0].to_dict()}
+    out = {'run': str(run), 'pairs_file': str(pairs), 'pairs': len(table), 'layout': layout, 'beta': beta,
+           **reward_summary(table).iloc[0].to_dict()}
     groups = [c for c in (by or '').split(',') if c and c in table.columns]
     for g in groups: out[f'by_{g}'] = reward_summary(table, g).reset_index().to_dict('records')
-    if json: print(_json.dumps(out, indent=2, default=float))
-    else:
-        print(f"{model_dir}: reward accuracy {out['accuracy']:.3f}, margin {out['margin']:.3f} on {len(table)} pairs ({layout} layout, beta {beta})")
-        for g in groups: print(reward_summary(table, g).round(3).to_string())
+    print(f"{run}: reward accuracy {out['accuracy']:.3f}, margin {out['margin']:.3f} on {len(table)} pairs of {pairs} "
+          f"({layout} layout, beta {beta})")
+    for g in groups: print(reward_summary(table, g).round(3).to_string())
     return out
 
 def _read_prompts(path)->tuple:
@@ -397,24 +406,24 @@ def _read_prompts(path)->tuple:
     return 'single', [{'instruction': r[key], 'dataset': r.get('dataset', 'notus')} for r in recs]
 
 def generate_cli(
-    model_dir:str,                      # folder of a trained model (a PEFT adapter folder works too)
-    prompts:str=None,                   # prompts: AlpacaEval eval set (.json), MT-Bench question.jsonl, .jsonl or .txt
-    out:str='model_outputs.json',       # output: .jsonl for MT-Bench answers, else AlpacaEval model_outputs.json
-    generator:str=None,                 # model name written in the outputs (default: the folder's name)
+    model:str,                          # folder of a trained model: a run from notus train (a PEFT adapter folder works too)
+    prompts:str|None=None,              # prompts: AlpacaEval eval set (.json), MT-Bench question.jsonl, .jsonl or .txt
+    output:str='model_outputs.json',    # answers: .jsonl for MT-Bench's layout, else AlpacaEval's model_outputs.json
+    generator:str|None=None,            # model name written in the outputs (default: the folder's name)
     max_new_tokens:int=1024,            # longest answer, in tokens
     batch_size:int=8,                   # prompts per batch
-    limit:int=None,                     # answer only the first N prompts
+    limit:int|None=None,                # answer only the first N prompts
     sample:bool=False,                  # sample (temperature 0.7) instead of greedy decoding
-):
+)->dict:
     "Answer prompts with a trained model and write them in AlpacaEval's or MT-Bench's layout."
     if not prompts: raise NotusError("give the prompts file with --prompts.")
     from notus.core import check_count, check_output
     max_new_tokens, batch_size = check_count(max_new_tokens, '--max-new-tokens', optional=False), check_count(batch_size, '--batch-size', optional=False)
     limit = check_count(limit, '--limit')
-    out = check_output(out, [prompts, model_dir], ['.json', '.jsonl'], 'answers output')
+    out = check_output(output, [prompts, model], ['.json', '.jsonl'], 'answers output')
     kind, recs = _read_prompts(prompts)
     if limit: recs = recs[:limit]
-    d = Path(model_dir)
+    d = Path(model)
     policy, _, tok, _ = _load_policy(d)
     name = generator or d.resolve().name
     kw = dict(max_new_tokens=max_new_tokens, batch_size=batch_size, do_sample=sample)
@@ -426,7 +435,7 @@ def generate_cli(
         answers = generate(policy, tok, [r['instruction'] for r in recs], **kw)
         p = write_json(alpaca_eval_outputs([r['instruction'] for r in recs], answers, name, [r['dataset'] for r in recs]), out)
     print(f"wrote {len(recs)} answers to {p}")
-    return str(p)
+    return {'output': str(p), 'answers': len(recs), 'layout': 'mt_bench' if str(p).endswith('.jsonl') else 'alpaca_eval', 'generator': name}
 
 def _load_policy(d:Path)->tuple:
     from transformers import AutoTokenizer

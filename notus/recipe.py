@@ -13,8 +13,8 @@ from .core import NotusError
 from .template import CHAT_TEMPLATES
 
 # %% auto #0
-__all__ = ['MODEL_EXTRAS', 'RECIPE_SECTIONS', 'ALIASES', 'HINTS', 'DataConfig', 'TinyConfig', 'LaunchConfig', 'parse_overrides',
-           'Recipe', 'has_gpu', 'recipe_path', 'load_recipe']
+__all__ = ['MODEL_EXTRAS', 'RECIPE_SECTIONS', 'ALIASES', 'HINTS', 'HELDOUT', 'DataConfig', 'TinyConfig', 'LaunchConfig',
+           'parse_overrides', 'Recipe', 'has_gpu', 'recipe_path', 'load_recipe']
 
 # %% ../nbs/06b_recipe.ipynb #f5547c89
 @dataclass
@@ -220,6 +220,8 @@ def has_gpu()->bool:
     "Whether torch sees a CUDA GPU (a GPU recipe is only validated, not built to train, without one)."
     import torch
     return torch.cuda.is_available()
+
+HELDOUT = 'heldout.parquet'   # where a run folder keeps its held-out pairs (written by `notus.dpo.train`, read by `notus evaluate RUN`)
 
 def recipe_path(name:str|Path)->Path:
     "Path of a recipe: an existing file, or a recipe name found in ./recipes or in the notus repository's recipes/."

@@ -13,7 +13,7 @@ BIG = ['notus-7b-v1', 'zephyr-7b-beta', 'notus-7b-v1-lora', 'notux-8x7b-v1']
 
 def _train(tmp, name, *override):
     out, report = tmp/name, tmp/f'{name}.json'
-    cmd = [str(NOTUS), 'train', str(TINY), '--output-dir', str(out), '--json-report', str(report)]
+    cmd = [str(NOTUS), 'train', str(TINY), '--output', str(out), '--json-report', str(report)]
     if override: cmd += ['--override', *override]
     t0 = time.time()
     r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
@@ -53,6 +53,16 @@ def test_tiny_recipe_end_to_end(tiny_run):
     # saved: weights as safetensors, the tokenizer with the Zephyr chat template, the recipe as run
     assert (out/'model.safetensors').exists() and not list(out.glob('pytorch_model*'))
     assert (out/'recipe.yaml').exists() and (out/'notus_train.json').exists()
+    # a complete record: the held-out pairs, the trainer's metrics files, a model card that names what was trained
+    assert {'heldout.parquet', 'train_results.json', 'eval_results.json', 'trainer_state.json', 'README.md'} <= {p.name for p in out.iterdir()}
+    card = (out/'README.md').read_text()
+    assert 'fine-tuned version of [None]' not in card and 'mean_rating' in card
+    assert f"| held-out reward accuracy | {m['eval_rewards/accuracies']:.3f} |" in card
+    assert 'FutureWarning' not in r.stderr
+    ev = subprocess.run([str(NOTUS), 'evaluate', str(out), '--json'], cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert ev.returncode == 0, ev.stderr[-3000:]
+    ev = json.loads(ev.stdout)
+    assert ev['pairs'] == m['eval_pairs'] and abs(ev['accuracy'] - m['eval_rewards/accuracies']) <= 0.1, (ev, m)
     # reload and generate with the chat template
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -206,7 +216,7 @@ def test_recipe_values_refused(override, says, capsys, tmp_path, monkeypatch):
     "Values that cannot train stop both --check and a real run with one sentence and exit 2, before any work."
     from notus.cli import main
     monkeypatch.chdir(tmp_path)
-    for extra in (['--check'], ['--output-dir', 'never-written']):
+    for extra in (['--check'], ['--output', 'never-written']):
         assert main(['train', str(TINY), *extra, '--override', override]) == 2
         err = capsys.readouterr().err
         assert says in err and err.count('\n') == 1 and 'Traceback' not in err, err
@@ -227,12 +237,23 @@ def test_check_runs_the_data_step(tmp_path, capsys):
     assert f"{d['read']:,} pairs read from bundled" in capsys.readouterr().out
 
 def test_finished_run_is_not_called_unfinished(tiny_run):
-    "Running again into a finished run's folder says it is finished; another recipe there is refused as a finished run."
+    "Running again into a finished run's folder says it is finished and keeps its record; another recipe there is refused."
     tmp, res, _, _ = tiny_run
     out = Path(res['output_dir']); out = out if out.is_absolute() else tmp/out
-    cmd = [str(NOTUS), 'train', str(TINY), '--output-dir', str(out)]
-    r = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=300)
+    record = {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()}
+    cmd = [str(NOTUS), 'train', str(TINY), '--output', str(out)]
+    r = subprocess.run(cmd + ['--json'], cwd=tmp, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    assert 'finished run of this recipe' in r.stdout and 'unfinished' not in r.stdout + r.stderr
+    assert 'finished run of this recipe; nothing to do' in r.stderr and 'unfinished' not in r.stdout + r.stderr
+    again = json.loads(r.stdout)
+    assert (again['metrics'], again['global_step']) == (res['metrics'], res['global_step'])
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir() if p.is_file()} == record     # nothing rewritten
     r = subprocess.run(cmd + ['--override', 'training.learning_rate=1e-4'], cwd=tmp, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and 'a finished run of a different recipe' in r.stderr and 'unfinished' not in r.stderr, r.stderr
+    import shutil
+    copy = tmp/'fresh_copy'; shutil.copytree(out, copy)                # --fresh starts over (on a copy: other tests read the run)
+    r = subprocess.run([str(NOTUS), 'train', str(TINY), '--output', str(copy), '--fresh', '--json', '--override', 'training.max_steps=2'],
+                       cwd=tmp, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    fresh = json.loads(r.stdout)
+    assert (fresh['global_step'], fresh['steps_this_run'], fresh['resumed_from']) == (2, 2, None), fresh

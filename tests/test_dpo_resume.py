@@ -16,7 +16,7 @@ NOTUS = Path(sys.executable).parent/'notus'
 OVERRIDES = ['training.save_steps=10', 'training.save_total_limit=3']
 
 def _cmd(out, report):
-    return [str(NOTUS), 'train', str(ROOT/'recipes'/'tiny-cpu.yaml'), '--output-dir', str(out),
+    return [str(NOTUS), 'train', str(ROOT/'recipes'/'tiny-cpu.yaml'), '--output', str(out),
             '--json-report', str(report), '--override', *OVERRIDES]
 
 def _run(out, report, tmp):

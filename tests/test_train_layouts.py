@@ -35,7 +35,7 @@ def _expected_counts(name:str, rows) -> tuple:
 def _train_and_evaluate(name:str, rows, tmp:Path):
     src = write_layout(name, tmp/'data', rows=rows, multi_turn=True)
     out, rep = tmp/'run', tmp/'train.json'
-    rc, so, se = _cli('train', TINY, '--output-dir', out, '--json-report', rep, '--override', f'data.source={src}',
+    rc, so, se = _cli('train', TINY, '--output', out, '--json-report', rep, '--override', f'data.source={src}',
                       'data.format=auto', 'data.min_margin=0', f'training.max_steps={STEPS}', 'training.save_strategy=no',
                       'training.logging_steps=1')
     assert rc == 0, se[-3000:]
@@ -50,6 +50,10 @@ def _train_and_evaluate(name:str, rows, tmp:Path):
     ev = json.loads(so[so.index('{'):])
     assert ev['layout'] == name and ev['pairs'] == n_eval, (ev['layout'], ev['pairs'], n_eval)
     assert 0 <= ev['accuracy'] <= 1 and math.isfinite(ev['margin']) and math.isfinite(ev['chosen_reward']), ev
+    rc, so, se = _cli('evaluate', out, '--json')                    # no --pairs: the run's own held-out pairs
+    assert rc == 0, se[-3000:]
+    own = json.loads(so[so.index('{'):])
+    assert (own['pairs'], Path(own['pairs_file']).name) == (m['eval_pairs'], 'heldout.parquet'), own
     return src
 
 def _multi_turn_reaches_the_template(name:str, src:Path, rows):
