@@ -188,7 +188,7 @@ def quiet_libraries(
     "No progress bars unless standard error is a terminal; no repeated library warnings; offline means offline."
     tty = sys.stderr.isatty() if tty is None else tty
     if not tty:
-        for k in ('HF_DATASETS_DISABLE_PROGRESS_BARS', 'HF_HUB_DISABLE_PROGRESS_BARS'): os.environ.setdefault(k, '1')
+        for k in ('HF_DATASETS_DISABLE_PROGRESS_BARS', 'HF_HUB_DISABLE_PROGRESS_BARS', 'TQDM_DISABLE'): os.environ.setdefault(k, '1')
         if 'datasets' in sys.modules:
             with contextlib.suppress(Exception): sys.modules['datasets'].disable_progress_bars()
     os.environ.setdefault('TRANSFORMERS_NO_ADVISORY_WARNINGS', '1')
