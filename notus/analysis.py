@@ -110,10 +110,8 @@ def joint_counts(
     score = np.clip(np.floor(d.overall_score.to_numpy()), 1, 10).astype(int)
     rb = np.clip(np.floor((d.mean_rating.to_numpy() - 1) * 2), 0, len(RATING_BINS) - 2).astype(int)
     labels = _rating_bin_labels()
-    t = pd.crosstab(pd.Categorical(score, categories=range(10, 0, -1)),
-                    pd.Categorical(np.array(labels)[rb], categories=labels), dropna=False)
-    t.index.name, t.columns.name = 'overall_score', 'mean rating'
-    return t
+    counts = np.bincount((10 - score) * len(labels) + rb, minlength=10 * len(labels)).reshape(10, len(labels))
+    return pd.DataFrame(counts, index=pd.Index(range(10, 0, -1), name='overall_score'), columns=pd.Index(labels, name='mean rating'))
 
 # %% ../nbs/01_analysis.ipynb #82260863
 def plot_aspect_ratings(
@@ -177,16 +175,20 @@ def plot_joint(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
     "Heatmap of completions per `overall_score` × mean-rating bin (log colour scale, counts annotated)."
-    sns = style()
+    style()
     from matplotlib.colors import LogNorm
     jc = joint_counts(cf)
+    v = jc.to_numpy()
     fig, ax = figure(4.6)
-    vmax = max(int(jc.to_numpy().max()), 2)
-    sns.heatmap(jc.where(jc > 0), norm=LogNorm(1, vmax), cmap='viridis', annot=jc.map(_short), fmt='',
-                annot_kws={'fontsize': 8}, linewidths=0.5, linecolor='white', ax=ax,
-                cbar_kws={'label': 'completions (log scale)'})
+    mesh = ax.pcolormesh(np.ma.masked_equal(v, 0), norm=LogNorm(1, max(int(v.max()), 2)), cmap='viridis', edgecolors='white', linewidth=0.5)
+    for (i, j), n in np.ndenumerate(v):
+        if not n: continue
+        r, g, b, _ = mesh.cmap(mesh.norm(n))
+        ax.text(j + 0.5, i + 0.5, _short(n), ha='center', va='center', fontsize=8, color='k' if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else 'w')
+    ax.set_xticks(np.arange(v.shape[1]) + 0.5, jc.columns); ax.set_yticks(np.arange(v.shape[0]) + 0.5, jc.index)
+    ax.invert_yaxis(); ax.grid(False)
+    fig.colorbar(mesh, ax=ax, label='completions (log scale)')
     ax.set(xlabel='mean aspect rating', ylabel='overall_score', title='overall_score vs mean rating')
-    ax.tick_params(axis='y', rotation=0); ax.grid(False)
     return fig
 
 # %% ../nbs/01_analysis.ipynb #942d2338
@@ -214,7 +216,7 @@ def plot_groups(
     sns = style()
     if kind not in ('box', 'violin'): raise NotusError(f"kind must be 'box' or 'violin', not {kind!r}.")
     d = cf[[by, 'mean_rating', 'overall_score']]
-    order = d.groupby(by).mean_rating.median().sort_values(ascending=False).index.tolist()
+    order = d.groupby(by).mean_rating.median().sort_values(ascending=False, kind='stable').index.tolist()
     fig, axs = figure(max(2.4, 0.3 * len(order) + 1.0), 2, sharey=True)
     for ax, col, lab, lim, c in [(axs[0], 'mean_rating', 'mean aspect rating (1-5)', (0.8, 5.2), 'C0'),
                                  (axs[1], 'overall_score', 'overall_score (1-10)', (0.6, 10.4), 'C1')]:
