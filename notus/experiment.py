@@ -14,7 +14,7 @@ from .data import NotusError, ASPECTS
 
 # %% auto #0
 __all__ = ['EXPERIMENT_STRATEGIES', 'Experiment', 'load_experiment', 'ExperimentData', 'experiment_data', 'strategy_pairs',
-           'strategy_frames', 'agreement_table', 'chosen_overlap', 'ExperimentResult', 'run_experiment', 'plot_results',
+           'strategy_frames', 'agreement_table', 'ExperimentResult', 'run_experiment', 'plot_results',
            'results_markdown', 'write_results', 'experiment_cli']
 
 # %% ../nbs/08_experiment.ipynb #59893083
@@ -163,16 +163,6 @@ def agreement_table(
         rows.append(row)
     return pd.DataFrame(rows).set_index('strategy')
 
-def chosen_overlap(frames:dict)->pd.DataFrame:
-    "Share of prompts paired by both strategies on which they choose the same completion (strategies × strategies)."
-    names = list(frames)
-    m = pd.DataFrame(np.nan, index=pd.Index(names, name='strategy'), columns=names)
-    for a in names:
-        for b in names:
-            j = frames[a][['prompt_idx', 'chosen_idx']].merge(frames[b][['prompt_idx', 'chosen_idx']], on='prompt_idx')
-            m.loc[a, b] = float((j.chosen_idx_x == j.chosen_idx_y).mean()) if len(j) else np.nan
-    return m
-
 # %% ../nbs/08_experiment.ipynb #ef18b591
 @dataclass
 class ExperimentResult:
@@ -181,7 +171,7 @@ class ExperimentResult:
     smoke:bool
     results:pd.DataFrame        # one row per (trained strategy, evaluated strategy): accuracy, margin, pairs
     agreement:pd.DataFrame      # `agreement_table`
-    overlap:pd.DataFrame        # `chosen_overlap`
+    overlap:pd.DataFrame        # `notus.binarize.overlap_matrix`
     training:pd.DataFrame       # one row per trained model: pairs, steps, TRL's held-out accuracy, seconds
     files:dict                  # what was written: csv, json, md, png
     info:dict=field(default_factory=dict)
@@ -241,7 +231,8 @@ def run_experiment(
     seed = int(exp.data.get('seed', 42))
     xd = experiment_data(exp)
     frames = strategy_frames(xd, exp.strategies, seed, exp.min_margin)
-    agree, overlap = agreement_table(xd, frames), chosen_overlap(frames)
+    from notus.binarize import overlap_matrix
+    agree, overlap = agreement_table(xd, frames), overlap_matrix(frames)
     results, training, by_source = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
     recipe = load_recipe(exp.recipe, exp.override or None, dry_run=analysis_only)
     if not analysis_only:
@@ -348,25 +339,20 @@ def write_results(res:ExperimentResult, out:str|Path)->dict:
 # %% ../nbs/08_experiment.ipynb #7096e2bd
 def experiment_cli(
     file:str,                   # experiment YAML file (experiments/critique-vs-ratings-cpu.yaml)
-    output_dir:str=None,        # output folder (default: the file's output_dir)
+    output:str|None=None,       # output folder (default: the file's output_dir)
     analysis_only:bool=False,   # only the data-level analysis, no training
     check:bool=False,           # only load and validate the file and its recipe (nothing downloaded or trained)
-    json:bool=False,            # print the results as JSON
-):
+)->dict:
     "Compare binarization strategies: data-level agreement, one DPO model per strategy, held-out reward accuracy."
-    import json as _json
     from notus.recipe import load_recipe
-    exp = load_experiment(file, output_dir)
+    exp = load_experiment(file, output)
     if check:
         r = load_recipe(exp.recipe, exp.override or None, dry_run=True)
-        out = {'experiment': exp.name, 'valid': True, 'recipe': r.name, 'strategies': exp.strategies, 'output_dir': str(exp.output_dir)}
-        print(_json.dumps(out, indent=2) if json else f"{exp.name}: valid; recipe {r.name}; strategies {', '.join(exp.strategies)}")
-        return out
+        print(f"{exp.name}: valid; recipe {r.name}; strategies {', '.join(exp.strategies)}")
+        return {'experiment': exp.name, 'valid': True, 'recipe': r.name, 'strategies': exp.strategies, 'output': str(exp.output_dir)}
     res = run_experiment(exp, analysis_only=analysis_only)
-    if json: print(Path(res.files['json']).read_text())
-    else:
-        if res.smoke: print("smoke run: tests the machinery, not the question")
-        print(res.agreement.round(3).to_string())
-        if len(res.results): print(res.accuracy_matrix().round(3).to_string())
-        print(f"wrote {', '.join(res.files.values())}")
-    return res
+    if res.smoke: print("smoke run: tests the machinery, not the question")
+    print(res.agreement.round(3).to_string())
+    if len(res.results): print(res.accuracy_matrix().round(3).to_string())
+    print('wrote:\n' + '\n'.join(f"  {p}" for p in res.files.values()))
+    return {**json.loads(Path(res.files['json']).read_text()), 'files': res.files}
