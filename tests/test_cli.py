@@ -179,3 +179,10 @@ def test_missing_extra_is_named(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert 'pip install "notus[train]"' in r.stderr, r.stderr[-2000:]
     assert 'Traceback' not in r.stderr
+
+def test_train_is_quiet(tmp_path):
+    "A tiny training run: no transformers FutureWarning, no progress bars, when stderr is not a terminal."
+    r = notus_('train', 'tiny-cpu', '--output', tmp_path/'run')
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert 'FutureWarning' not in r.stderr and 'warnings.warn' not in r.stderr, r.stderr[-2000:]
+    assert '%|' not in r.stderr, r.stderr[-2000:]
