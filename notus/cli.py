@@ -231,13 +231,16 @@ def _on_sigterm(signum, frame): raise Terminated()
 
 def _run(args, verb:str):
     "Call the parsed verb; print or write its JSON report; returns the report."
-    from notus.core import check_output, atomic_path
+    from notus.core import check_output, atomic_path, NotusError
     kw = {k: v for k, v in vars(args).items() if not k.startswith('_')}
     args._hint = offline_hint(next(iter(kw.values()), None))
     as_json, report = getattr(args, '_json', False), getattr(args, '_json_report', None)
     if report is not None:
         first = next(iter(kw.values()), None)
-        check_output(report, [first] if isinstance(first, str) else [], ['.json'], 'JSON report')
+        rp = check_output(report, [first] if isinstance(first, str) else [], ['.json'], 'JSON report').resolve()
+        out = kw.get('output')
+        if isinstance(out, str) and (Path(out).resolve() == rp or Path(out).resolve() in rp.parents):
+            raise NotusError(f"the JSON report {report} and the output {out} overlap; give them different paths.")
     if as_json:
         with contextlib.redirect_stdout(sys.stderr): result = args._func(**kw)
     else: result = args._func(**kw)
