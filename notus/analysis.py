@@ -45,6 +45,7 @@ def _level_key(label):
     try: return (0, float(label), '')
     except ValueError: return (1, 0.0, label)
 
+# %% ../nbs/01_analysis.ipynb #6b76eead
 def rating_counts(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 )->pd.DataFrame:
@@ -57,6 +58,7 @@ def rating_counts(
     df.index.name = 'rating'
     return df
 
+# %% ../nbs/01_analysis.ipynb #13121f29
 def na_rates(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 )->pd.Series:
@@ -66,6 +68,7 @@ def na_rates(
     s['any aspect'] = na.any(axis=1).mean()
     return s.rename('N/A share').rename_axis('aspect')
 
+# %% ../nbs/01_analysis.ipynb #9ad5dcaa
 def score_counts(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 )->pd.Series:
@@ -87,10 +90,12 @@ def group_summary(
                         'na_share': g._na.mean(), 'share_score_10': g._ten.mean()})
     return out.sort_values(['mean_rating', 'completions'], ascending=False)
 
+# %% ../nbs/01_analysis.ipynb #5cfc28d2
 def model_summary(cf:pd.DataFrame)->pd.DataFrame:
     "`group_summary` by model, best mean rating first."
     return group_summary(cf, 'model')
 
+# %% ../nbs/01_analysis.ipynb #2753d1eb
 def source_summary(cf:pd.DataFrame)->pd.DataFrame:
     "`group_summary` by source, best mean rating first."
     return group_summary(cf, 'source')
@@ -102,6 +107,7 @@ def _rating_bin_labels()->list:
     "Labels of the mean-rating bins: '1-1.5', ..., '4.5-5'."
     return [f'{a:g}-{b:g}' for a, b in zip(RATING_BINS[:-1], RATING_BINS[1:])]
 
+# %% ../nbs/01_analysis.ipynb #4ded4103
 def joint_counts(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 )->pd.DataFrame:
@@ -133,6 +139,7 @@ def _hist(ax, values:pd.Series, bins:np.ndarray, color:str):
     counts, edges = np.histogram(values.dropna().to_numpy(), bins)
     ax.bar(edges[:-1], counts, width=np.diff(edges), align='edge', color=color, alpha=0.75, edgecolor='white', linewidth=0.5)
 
+# %% ../nbs/01_analysis.ipynb #fab047b4
 def plot_mean_rating(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
@@ -143,6 +150,7 @@ def plot_mean_rating(
     ax.set(xlabel='mean aspect rating (1-5)', ylabel='completions', title='Mean rating per completion', xlim=(0.75, 5.25))
     return fig
 
+# %% ../nbs/01_analysis.ipynb #91ce14ce
 def plot_overall_score(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
@@ -171,6 +179,7 @@ def _short(n):
     n = int(n)
     return '' if n == 0 else f'{n/1e6:.1f}M' if n >= 1e6 else f'{n/1e3:.0f}k' if n >= 1e4 else f'{n/1e3:.1f}k' if n >= 1e3 else str(n)
 
+# %% ../nbs/01_analysis.ipynb #a1422794
 def plot_joint(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 ):
@@ -207,6 +216,7 @@ def box_stats(
     return [{'label': str(k), 'q1': q.at[k, 0.25], 'med': q.at[k, 0.5], 'q3': q.at[k, 0.75],
              'whislo': wlo.get(k, np.nan), 'whishi': whi.get(k, np.nan)} for k in order]
 
+# %% ../nbs/01_analysis.ipynb #57ffd39a
 def plot_groups(
     cf:pd.DataFrame,  # tidy view from `completions_frame`
     by:str='model',   # 'model' or 'source'
@@ -229,10 +239,12 @@ def plot_groups(
     fig.suptitle(f'Ratings per {by}')
     return fig
 
+# %% ../nbs/01_analysis.ipynb #4ffb52dd
 def plot_models(cf:pd.DataFrame, kind:str='box'):
     "`plot_groups` by model."
     return plot_groups(cf, 'model', kind)
 
+# %% ../nbs/01_analysis.ipynb #aa5c8ea4
 def plot_sources(cf:pd.DataFrame, kind:str='box'):
     "`plot_groups` by source."
     return plot_groups(cf, 'source', kind)
@@ -246,6 +258,7 @@ def analysis_tables(
             'score_counts': score_counts(cf).to_frame(), 'models': model_summary(cf), 'sources': source_summary(cf),
             'joint_counts': joint_counts(cf)}
 
+# %% ../nbs/01_analysis.ipynb #44a5332e
 def analysis_figures(
     cf:pd.DataFrame, # tidy view from `completions_frame`
 )->dict:

@@ -26,16 +26,19 @@ def _temp_name(target:Path, kind:str='tmp')->Path:
     "A hidden name beside `target` that says which process made it; it has the target's suffix (none for a folder), for writers that choose a format by suffix."
     return target.with_name(f'.{target.name}~notus-{kind}-{os.getpid()}-{secrets.token_hex(4)}{target.suffix}')
 
+# %% ../nbs/00_core.ipynb #2f84e33b
 def _alive(pid:int)->bool:
     try: os.kill(pid, 0)
     except ProcessLookupError: return False
     except PermissionError: return True
     return True
 
+# %% ../nbs/00_core.ipynb #7ce64f73
 def _remove(p:Path):
     if p.is_dir() and not p.is_symlink(): shutil.rmtree(p, ignore_errors=True)
     else: p.unlink(missing_ok=True)
 
+# %% ../nbs/00_core.ipynb #31590f90
 def _owner(name:str):
     "(target name, kind, pids) of a temporary name, following temporaries of temporaries; None for other names."
     m, pids, kind = _TMP.match(name), [], None
@@ -45,6 +48,7 @@ def _owner(name:str):
         pids.append(int(m['pid'])); m = _TMP.match(name)
     return name, kind, pids
 
+# %% ../nbs/00_core.ipynb #a641c15f
 def sweep_temporaries(target:str|Path):
     "Remove temporaries left beside `target` by dead notus processes; restore a folder a killed swap left aside."
     target = Path(target)
@@ -62,6 +66,7 @@ def _swap_dir(tmp:Path, target:Path):
     old = _temp_name(target, 'old')
     os.rename(target, old); os.rename(tmp, target); _remove(old)
 
+# %% ../nbs/00_core.ipynb #386b8e12
 @contextmanager
 def atomic_path(
     target:str|Path,   # the file or folder to write
@@ -105,6 +110,7 @@ def _within(a:Path, b:Path)->bool:
     "Is `a` the same as `b` or inside it?"
     return a == b or b in a.parents
 
+# %% ../nbs/00_core.ipynb #cdff1db8
 def check_output(
     path:str|Path,            # the output the user asked for
     inputs:list=(),           # local inputs that must not be overwritten (hub ids and None are ignored)
@@ -193,6 +199,7 @@ def shared_data_dir()->Path|None:
     d = root.parent/'shared'/'data'
     return d if (root/'pyproject.toml').exists() and d.is_dir() else None
 
+# %% ../nbs/00_core.ipynb #338535c6
 def shared_file(name:str)->Path|None:
     "Path of reference file `name` in `shared_data_dir()`, or None when it is not there."
     d = shared_data_dir()

@@ -34,6 +34,7 @@ DROP_REASONS = ['missing_field', 'wrong_type', 'too_few_completions', 'empty_pro
 class NotUltraFeedbackError(NotusError):
     "The input is not UltraFeedback-shaped at all (wrong columns, unreadable file)."
 
+# %% ../nbs/00_data.ipynb #472f32fc
 class InvalidRowError(NotusError):
     "A row failed validation in strict mode."
 
@@ -50,6 +51,7 @@ def ultrafeedback_features():
     return Features({'source': s, 'instruction': s, 'models': List(s), 'completions': List(comp),
                      'correct_answers': List(s), 'incorrect_answers': List(s)})
 
+# %% ../nbs/00_data.ipynb #b527dc35
 @lru_cache(None)
 def ultrafeedback_schema()->pa.Schema:
     "The Arrow schema of `ultrafeedback_features()`: every reader brings its input to exactly this schema."
@@ -61,6 +63,7 @@ def sample_path()->Path:
     import notus
     return Path(notus.__file__).parent/'assets'/'ultrafeedback_sample.parquet'
 
+# %% ../nbs/00_data.ipynb #fd088160
 def is_ultrafeedback(
     columns, # column names, or anything that has them (a `pyarrow.Table` or `Schema`, a `datasets.Dataset`)
 )->bool:
@@ -68,6 +71,7 @@ def is_ultrafeedback(
     names = getattr(columns, 'column_names', None) or getattr(columns, 'names', None) or columns
     return 'completions' in list(names)
 
+# %% ../nbs/00_data.ipynb #3154ef9c
 def arrow_table(
     data, # a `datasets.Dataset`, `pyarrow.Table`, pandas DataFrame or dict of columns
 )->pa.Table:
@@ -80,6 +84,7 @@ def arrow_table(
     if isinstance(data, pd.DataFrame): return pa.Table.from_pandas(data, preserve_index=False)
     raise NotusError(f"expected a datasets.Dataset, a pyarrow.Table, a DataFrame or a dict of columns, not {type(data).__name__}.")
 
+# %% ../nbs/00_data.ipynb #04ed88a5
 def prompt_id(text:str)->str:
     "Stable id of a prompt: the SHA-256 hex digest of its UTF-8 text (as in HuggingFaceH4/ultrafeedback_binarized)."
     return hashlib.sha256(text.encode('utf-8', 'surrogatepass')).hexdigest()
@@ -90,10 +95,16 @@ class SchemaMismatch(Exception):
 
 _NUM = r'^\s*[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?\s*$'
 
+# %% ../nbs/00_data.ipynb #fae58fb0
 def _is_list(t): return pa.types.is_list(t) or pa.types.is_large_list(t)
+
+# %% ../nbs/00_data.ipynb #cfcc9f34
 def _is_str(t): return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+# %% ../nbs/00_data.ipynb #f813548e
 def _is_num(t): return pa.types.is_integer(t) or pa.types.is_floating(t)
 
+# %% ../nbs/00_data.ipynb #6e9e62d9
 def _conform(arr:pa.Array, typ:pa.DataType, name:str)->pa.Array:
     "Array `arr` as type `typ` (see `conform_table`); `name` is the dotted path, for messages and for the rating rule."
     t = arr.type
@@ -121,6 +132,7 @@ def _conform(arr:pa.Array, typ:pa.DataType, name:str)->pa.Array:
         raise SchemaMismatch(name)
     raise SchemaMismatch(name)
 
+# %% ../nbs/00_data.ipynb #7cb2012f
 def conform_table(
     table:pa.Table|pa.RecordBatch, # UltraFeedback rows as read (any field order, optional fields, numeric ratings)
 )->pa.Table:
@@ -137,6 +149,7 @@ def conform_table(
 # %% ../nbs/00_data.ipynb #bdf12580
 def _is_number(x): return isinstance(x, (int, float)) and not isinstance(x, bool)
 
+# %% ../nbs/00_data.ipynb #f49fd526
 def check_row(row) -> tuple[str,str]|None:
     "Check the *types* of a row parsed from JSON; return `(reason, field)` of the first problem, or None."
     if not isinstance(row, dict): return 'wrong_type', '(row)'
@@ -171,6 +184,7 @@ def _rating_text(r)->str:
     if isinstance(r, str): return r
     return str(int(r)) if math.isfinite(r) and float(r).is_integer() else str(pa.scalar(float(r)).cast(pa.string()))
 
+# %% ../nbs/00_data.ipynb #51af1240
 def normalize_row(row:dict)->dict:
     "A type-checked JSON row (see `check_row`) as a dict of exactly `ultrafeedback_features()`."
     out = {'source': row['source'], 'instruction': row['instruction'], 'models': [str(m) for m in row['models']],
@@ -194,6 +208,7 @@ def normalize_row(row:dict)->dict:
 
 _SURROGATE = re.compile('[\ud800-\udfff]')
 
+# %% ../nbs/00_data.ipynb #181b16f7
 def _repair(x):
     "`x` with every lone surrogate in its strings replaced by U+FFFD."
     if isinstance(x, str): return _SURROGATE.sub('\ufffd', x)
@@ -215,13 +230,16 @@ class _Piece:
     problems:list=field(default_factory=list)       # (row, reason, field) of rows dropped while reading
     repaired:list=field(default_factory=list)       # rows whose text was repaired
 
+# %% ../nbs/00_data.ipynb #ad7727aa
 def _fail(msg): raise NotUltraFeedbackError(msg)
 
+# %% ../nbs/00_data.ipynb #35c62842
 def _check_columns(cols, what, need=REQUIRED_COLUMNS):
     missing = [c for c in need if c not in cols]
     if missing: _fail(f"{what} is not UltraFeedback data: missing column(s) {', '.join(missing)} "
                       f"(found: {', '.join(list(cols)[:8]) or 'none'}).")
 
+# %% ../nbs/00_data.ipynb #062aef91
 def _from_rows(rows:list, row0:int, what:str, need=(), repaired=())->_Piece:
     "The row-by-row path: rows parsed by `json`, checked by `check_row`, normalised, then one Arrow table; `need`: columns the first rows must have."
     if need and rows and not any(isinstance(r, dict) and all(c in r for c in need) for r in rows[:100]):
@@ -234,6 +252,7 @@ def _from_rows(rows:list, row0:int, what:str, need=(), repaired=())->_Piece:
     return _Piece(pa.Table.from_pylist(good, schema=ultrafeedback_schema()), np.array(keep, np.int64), len(rows),
                   problems, sorted(repaired))
 
+# %% ../nbs/00_data.ipynb #2f8c841e
 def _from_arrow(table:pa.Table, row0:int, what:str, need=())->_Piece:
     "Rows already in Arrow: conformed in Arrow, or (on `SchemaMismatch`) through the row-by-row path; `need`: columns the table must have."
     if need and (table.num_rows or table.num_columns): _check_columns(table.column_names, what, need)
@@ -257,6 +276,7 @@ def _line_blocks(path:Path, block_bytes:int):
             yield pos, pa.py_buffer(buf).slice(0, cut or len(buf))
             pos += cut or len(buf); size = block_bytes
 
+# %% ../nbs/00_data.ipynb #a26e411c
 class _LineNumbers:
     "Line number at a byte offset of a file, counted only when asked (offsets asked in increasing order: linear in all)."
     def __init__(self, path): self.path, self.pos, self.line = path, 0, 1
@@ -271,6 +291,7 @@ class _LineNumbers:
 
 _ESCAPED_SURROGATE = re.compile(rb'\\u[dD][89a-fA-F]')
 
+# %% ../nbs/00_data.ipynb #b0e30887
 def _lines_by_json(block:bytes, line0:int, row0:int, path, need)->_Piece:
     "The row-by-row path for one block of JSON Lines."
     rows, repaired = [], []
@@ -286,6 +307,7 @@ def _lines_by_json(block:bytes, line0:int, row0:int, path, need)->_Piece:
         rows.append(r)
     return _from_rows(rows, row0, str(path), need, repaired)
 
+# %% ../nbs/00_data.ipynb #fd6d9957
 def _parse_block(block, schema=None):
     "One block of JSON Lines parsed by Arrow, with the schema given (faster, strict) or inferred; None if Arrow refuses it."
     import pyarrow.json as pj
@@ -294,6 +316,7 @@ def _parse_block(block, schema=None):
     except pa.ArrowException: return None
     return pa.Table.from_arrays(t.columns, schema=schema) if schema else t
 
+# %% ../nbs/00_data.ipynb #d42c5fd4
 def _read_json_lines(path:Path, block_bytes:int|None=None, need=REQUIRED_COLUMNS)->list:
     "Pieces of a JSON Lines file: each block by `pyarrow.json` (with the schema, else inferring types), or by `json` where Arrow refuses it."
     pieces, row0, line_at = [], 0, _LineNumbers(path)
@@ -305,6 +328,7 @@ def _read_json_lines(path:Path, block_bytes:int|None=None, need=REQUIRED_COLUMNS
         pieces.append(p); row0 += p.n
     return pieces
 
+# %% ../nbs/00_data.ipynb #6e8ab626
 def _read_json_array(path:Path, need=REQUIRED_COLUMNS)->list:
     "Pieces of a file holding one JSON array of rows."
     try: rows = json.loads(path.read_bytes().decode('utf-8'))
@@ -321,6 +345,7 @@ def _read_json_array(path:Path, need=REQUIRED_COLUMNS)->list:
         else: pieces.append(_from_arrow(t, i, str(path), () if pieces else need))
     return pieces
 
+# %% ../nbs/00_data.ipynb #83904dd4
 def _read_json(path:Path, need=REQUIRED_COLUMNS)->list:
     with open(path, 'rb') as f: head = f.read(4096).lstrip()
     return _read_json_array(path, need) if head.startswith(b'[') else _read_json_lines(path, need=need)
@@ -333,6 +358,7 @@ def hub_offline()->bool:
     "Did the user switch the hub off (`HF_HUB_OFFLINE` or `HF_DATASETS_OFFLINE` set to 1/true/yes/on)?"
     return any(os.environ.get(k, '').strip().lower() in ('1', 'true', 'yes', 'on') for k in ('HF_HUB_OFFLINE', 'HF_DATASETS_OFFLINE'))
 
+# %% ../nbs/00_data.ipynb #19ad3acc
 def hub_reachable(
     timeout:float=3.0,  # seconds for the one connection
 )->bool:
@@ -356,6 +382,7 @@ def _cache_only():
     finally:
         for m, a, v in saved: setattr(m, a, v)
 
+# %% ../nbs/00_data.ipynb #644c88ed
 def load_hub(
     source,            # a hub id, or a local dataset repository (e.g. a downloaded snapshot)
     split:str|None='train',  # the split (None: every split, as a `DatasetDict`)
@@ -375,12 +402,14 @@ def load_hub(
         msg = str(e).splitlines()[0].rstrip('.') if str(e) else type(e).__name__
         raise NotusError(f"{source}: datasets.load_dataset failed ({msg}); check the hub id and split, or {LOCAL_COPY_HINT}.") from None
 
+# %% ../nbs/00_data.ipynb #e84737ee
 def _read_parquet(path:Path, need=REQUIRED_COLUMNS)->list:
     import pyarrow.parquet as pq
     try: t = pq.read_table(path)
     except Exception as e: _fail(f"{path} is not a readable Parquet file ({type(e).__name__}).")
     return [_from_arrow(t, 0, str(path), need)]
 
+# %% ../nbs/00_data.ipynb #52d327fb
 def _read_file(path:Path, need=REQUIRED_COLUMNS)->list:
     "Pieces of one file; `need`: the columns it must have."
     suf = path.suffix.lower()
@@ -388,6 +417,7 @@ def _read_file(path:Path, need=REQUIRED_COLUMNS)->list:
     if suf in ('.jsonl', '.json'): return _read_json(path, need)
     _fail(f"{path}: unsupported file type {suf or '(none)'}; use .parquet, .jsonl, .json or a dataset folder.")
 
+# %% ../nbs/00_data.ipynb #3574956a
 def data_files(folder:Path, split:str='train')->list:
     "The data files `load_ultrafeedback` reads from `folder`: all of them, or those named for `split` when files are named by split."
     files = sorted(p for p in Path(folder).iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES and not p.name.startswith('.'))
@@ -397,6 +427,7 @@ def data_files(folder:Path, split:str='train')->list:
     if not mine: _fail(f"{folder} has files named by split but none for split {split!r} ({', '.join(p.name for p in by_split[:6])}).")
     return mine
 
+# %% ../nbs/00_data.ipynb #a5264979
 def _read_folder(path:Path, split:str, **kwargs):
     "Pieces and per-file row ranges of a folder: a saved dataset, data files, or a dataset repository."
     import datasets
@@ -435,6 +466,7 @@ def _fingerprint(path:Path, *extra)->str:
     key = '|'.join(f'{p.resolve()}:{p.stat().st_size}:{p.stat().st_mtime_ns}' for p in files) + repr(extra)
     return hashlib.sha256(key.encode()).hexdigest()[:16]
 
+# %% ../nbs/00_data.ipynb #4e9d48f2
 def read_ultrafeedback(
     source:str|Path|None=None, # hub id, .parquet/.jsonl/.json file, folder of such files, saved dataset folder; None: the bundled sample
     split:str='train',         # split (hub ids, saved DatasetDicts, folders of files named by split)
@@ -518,11 +550,13 @@ def one_chunk(col)->pa.Array:
     if col.offset or (_is_list(col.type) and len(col) and col.offsets[0].as_py()): return pa.concat_arrays([col])
     return col
 
+# %% ../nbs/00_data.ipynb #a6d488a7
 def flat_completions(table)->tuple:
     "All completions of `table` as one flat StructArray, the row index of each, and the (combined) `completions` column."
     col = one_chunk(table.column('completions'))
     return pc.list_flatten(col), pc.list_parent_indices(col).to_numpy(), col
 
+# %% ../nbs/00_data.ipynb #3f0c0d4f
 def struct_field(arr, name:str):
     "Struct field `name` of a (possibly nested, dotted) struct array, or None if it does not exist."
     for part in name.split('.'):
@@ -530,13 +564,14 @@ def struct_field(arr, name:str):
         arr = pc.struct_field(arr, [arr.type.get_field_index(part)])
     return arr
 
-
+# %% ../nbs/00_data.ipynb #ec34250e
 def _blank(text)->np.ndarray:
     "Empty or whitespace-only strings (nulls are not blank)."
     return np.asarray(pc.fill_null(pc.or_(pc.equal(pc.binary_length(text), 0), pc.utf8_is_space(text)), False), bool)
 
 _RATING_OK = r'^\s*([1-5](\.0+)?|N/A)\s*$'
 
+# %% ../nbs/00_data.ipynb #9b34fccb
 def _checks(batch)->list:
     "(reason, field, row mask) of every check, in `DROP_REASONS` order, over one record batch in the schema."
     n = batch.num_rows
@@ -645,6 +680,7 @@ def _rating(arr):
     vals = pc.cast(pc.if_else(ok, s, pa.scalar(None, pa.string())), pa.float64())
     return vals.to_numpy(zero_copy_only=False)
 
+# %% ../nbs/00_data.ipynb #a0e67a37
 def completions_frame(
     ds,                     # UltraFeedback rows (`datasets.Dataset` or `pyarrow.Table`)
     text:bool=False,        # include the `response` and `critique` columns

@@ -68,6 +68,7 @@ def detect_layout(
 def _combined(col)->pa.Array:
     return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
 
+# %% ../nbs/00b_pairs.ipynb #c5f1f05f
 def _flat(col)->tuple:
     "(flattened messages, start of each row in them, length of each row) of a list column without nulls."
     col = _combined(col)
@@ -75,6 +76,7 @@ def _flat(col)->tuple:
     starts = np.concatenate([[0], np.cumsum(lens)])[:-1].astype(np.int64)
     return pc.list_flatten(col), starts, lens
 
+# %% ../nbs/00b_pairs.ipynb #91d14c01
 def _lists(lens:np.ndarray, values:pa.Array)->pa.Array:
     "A list array from row lengths and the flat values."
     offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int32)
@@ -91,6 +93,7 @@ def _slice_rows(col, keep:str='head')->pa.Array:
     k = np.arange(len(flat)) - starts[row]
     return _lists(np.maximum(lens - 1, 0), flat.filter(pa.array(k < lens[row] - 1)))
 
+# %% ../nbs/00b_pairs.ipynb #4555f5ad
 def _concat_rows(a, b)->pa.Array:
     "Row-wise concatenation of two list columns (e.g. the prompt followed by the answer)."
     fa, sa, la = _flat(a); fb, sb, lb = _flat(b)
@@ -278,6 +281,7 @@ def _split_name(p:Path)->str|None:
     stem = p.name[:-len(p.suffix)] if p.suffix else p.name
     return next((k for k in KNOWN_SPLITS if stem == k or stem.endswith('_' + k)), None)
 
+# %% ../nbs/00b_pairs.ipynb #358568fc
 def _pick_splits(tables:dict, split:str|None, where:str)->dict:
     if split is not None:
         if split not in tables: raise NotusError(f"{where} has no split {split!r} (splits: {', '.join(tables)}).")
@@ -417,6 +421,7 @@ def read_pairs(
 def _col_or_null(t:pa.Table, name:str, type)->pa.Array:
     return _combined(t.column(name)) if name in t.column_names else pa.nulls(t.num_rows, type)
 
+# %% ../nbs/00b_pairs.ipynb #ddd62ceb
 def _plain(t:pa.Table, layout:str)->tuple:
     "(prompt, chosen, rejected) texts; a NotusError when a prompt or answer has more than one message."
     for c in ('prompt', 'chosen', 'rejected'):

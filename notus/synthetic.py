@@ -120,6 +120,7 @@ def _invalid_plan(n:int, rate:float, seed:int)->tuple:
     kind = np.where(hit, kinds[rng.choice(len(kinds), size=n, p=p / p.sum())], '')
     return kind, rng.integers(4, size=n), rng.integers(len(ASPECTS), size=n), rng.integers(len(_BAD_RATINGS), size=n)
 
+# %% ../nbs/00a_synthetic.ipynb #7567e492
 def _break_row(r:dict, kind:str, j:int, a:int, b:int):
     "Break row `r` in place the way `kind` says (completion `j`, aspect `a`, variant `b`)."
     c = r['completions'][j]
@@ -130,6 +131,7 @@ def _break_row(r:dict, kind:str, j:int, a:int, b:int):
     elif kind == 'empty_response': c['response'] = ' ' * (b % 2)
     elif kind == 'empty_prompt': r['instruction'] = ' \n'
 
+# %% ../nbs/00a_synthetic.ipynb #69af7083
 def _lengthen(text:str, n:int|None, q:int, start:int, t:str)->str:
     "`text` continued with quality-`q` sentences about `t` (cycled from `start`) to `n` characters; `n` None: unchanged."
     if not n or len(text) >= n: return text
