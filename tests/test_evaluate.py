@@ -117,7 +117,7 @@ def test_generate_alpaca_eval_layout(run, tmp_path):
                {'instruction': 'What is 2 + 2?', 'dataset': 'selfinstruct'}]
     (tmp_path/'alpaca_eval.json').write_text(json.dumps(evalset))
     with contextlib.redirect_stdout(io.StringIO()):
-        rc = main(['generate', str(run['res'].output_dir), '--prompts', str(tmp_path/'alpaca_eval.json'), '--out',
+        rc = main(['generate', str(run['res'].output_dir), '--prompts', str(tmp_path/'alpaca_eval.json'), '--output',
                    str(tmp_path/'model_outputs.json'), '--generator', 'notus-tiny', '--max-new-tokens', '12', '--batch-size', '2'])
     assert rc == 0
     out = json.loads((tmp_path/'model_outputs.json').read_text(encoding='utf-8'))
@@ -144,7 +144,7 @@ def test_generate_mt_bench_layout(run, tmp_path):
     (tmp_path/'question.jsonl').write_text(''.join(json.dumps(q) + '\n' for q in qs))
     out = tmp_path/'model_answer'/'notus-tiny.jsonl'
     with contextlib.redirect_stdout(io.StringIO()):
-        rc = main(['generate', str(run['res'].output_dir), '--prompts', str(tmp_path/'question.jsonl'), '--out', str(out),
+        rc = main(['generate', str(run['res'].output_dir), '--prompts', str(tmp_path/'question.jsonl'), '--output', str(out),
                    '--generator', 'notus-tiny', '--max-new-tokens', '8'])
     assert rc == 0
     recs = _is_mt_bench(out.read_text().splitlines(), qs)

@@ -16,7 +16,7 @@ def out(tmp_path_factory):
     from notus.cli import main
     d = tmp_path_factory.mktemp('exp')/'cpu'
     t0 = time.time()
-    with contextlib.redirect_stdout(io.StringIO()): rc = main(['experiment', str(CPU), '--output-dir', str(d)])
+    with contextlib.redirect_stdout(io.StringIO()): rc = main(['experiment', str(CPU), '--output', str(d)])
     assert rc == 0
     assert time.time() - t0 < 180
     return d
@@ -90,7 +90,7 @@ def test_rerun_reuses_finished_runs(out):
     "A second run on the same folder reuses the four trained models (same recipe, same pairs) and finds the same results."
     from notus.cli import main
     before = pd.read_csv(out/'results.csv')
-    with contextlib.redirect_stdout(io.StringIO()): rc = main(['experiment', str(CPU), '--output-dir', str(out)])
+    with contextlib.redirect_stdout(io.StringIO()): rc = main(['experiment', str(CPU), '--output', str(out)])
     assert rc == 0
     info = json.loads((out/'results.json').read_text())
     assert [t['seconds'] for t in info['training']] == [0.0] * 4
