@@ -258,6 +258,7 @@ def main(argv:list|None=None)->int:
     from notus.core import NotusError
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv: print(build_parser().format_help()); return 0
+    if argv == ['--version']: print(f'notus {__version__}'); return 0     # without importing every verb
     verb = argv[0]
     if not verb.startswith('-') and verb not in VERBS:
         print(f"notus: unknown verb {verb!r}; the verbs are: {', '.join(VERBS)} (notus --help describes them).", file=sys.stderr)
