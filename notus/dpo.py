@@ -275,9 +275,7 @@ def load_model(recipe:Recipe, tokenizer):
     if recipe.is_tiny: return build_tiny_model(tokenizer, **dataclasses.asdict(recipe.tiny))
     return recipe.model.model_name_or_path
 
-# %% ../nbs/06c_dpo.ipynb #ad69a0b8
-TRL_FUTURE_WARNING = r'`is_gradient_checkpointing` is deprecated'   # TRL 1.16 reads transformers 5's old name at every step
-
+# %% ../nbs/06c_dpo.ipynb #af55fa44
 def _card_facts(recipe:Recipe, metrics:dict, layout:str|None)->list:
     "(what, value) rows of a run for its model card."
     d, src = recipe.data, recipe.data.source if recipe.data.source not in (None, '', 'bundled') else 'the bundled UltraFeedback sample'
@@ -315,6 +313,9 @@ def write_model_card(
     card = card.replace('## Quick start', f"## The notus run\n\n| | |\n|---|---|\n{rows}\n\n## Quick start", 1)
     with atomic_path(out/'README.md') as tmp: Path(tmp).write_text(card, encoding='utf-8')
     return out/'README.md'
+
+# %% ../nbs/06c_dpo.ipynb #ad69a0b8
+TRL_FUTURE_WARNING = r'`is_gradient_checkpointing` is deprecated'   # TRL 1.16 reads transformers 5's old name at every step
 
 def _check_folder(out:Path, recipe:Recipe, ckpt:str|None)->bool:
     "Whether `out` holds a finished run; refuse one (finished or not) made from a different recipe."
