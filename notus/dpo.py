@@ -356,7 +356,7 @@ def train(
     dd, counts = prepare_pairs(recipe.data, pairs)
     if int(os.environ.get('RANK', '0')) == 0:
         out.mkdir(parents=True, exist_ok=True)
-        (out/'recipe.yaml').write_text(recipe.to_yaml())
+        with atomic_path(out/'recipe.yaml') as tmp: Path(tmp).write_text(recipe.to_yaml())
     tokenizer = tokenizer or load_tokenizer(recipe, tokenizer_texts(dd['train_prefs']) if recipe.is_tiny else None)
     check_chat_template(tokenizer)
     if recipe.data.max_prompt_length:
@@ -372,6 +372,8 @@ def train(
     trainer = DPOTrainer(model=model, ref_model=reference_model(model, recipe), args=args, train_dataset=dd['train_prefs'],
                          eval_dataset=dd['test_prefs'] if has_eval else None, processing_class=tokenizer,
                          peft_config=recipe.peft_config(), callbacks=[counter, *(callbacks or [])])
+    from transformers.trainer_callback import PrinterCallback
+    trainer.remove_callback(PrinterCallback)   # without progress bars it prints every log as a dict; they are in trainer_state.json
     if ckpt: print(f"notus train: resuming the unfinished run in {out} from {Path(ckpt).name}")
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message=TRL_FUTURE_WARNING, category=FutureWarning)
@@ -392,7 +394,8 @@ def train(
     if sample_prompt and trainer.is_world_process_zero() and not recipe.uses_peft:
         sample = generate_reply(out, sample_prompt)
     result = TrainResult(out, metrics, trainer.state.global_step, counter.n, ckpt, sample, trainer.state.log_history, recipe)
-    if trainer.is_world_process_zero(): (out/'notus_train.json').write_text(json.dumps(result.to_dict(), indent=2, default=str))
+    if trainer.is_world_process_zero():
+        with atomic_path(out/'notus_train.json') as tmp: Path(tmp).write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result
 
 # %% ../nbs/06c_dpo.ipynb #a216a9ae

@@ -61,7 +61,7 @@ def sequence_logps(
     was_training = model.training
     model.eval()
     with torch.no_grad():
-        for b in tqdm(range(0, len(ids), batch_size), desc=desc, disable=not progress):
+        for b in tqdm(range(0, len(ids), batch_size), desc=desc, disable=None if progress else True):
             seqs = ids[b:b + batch_size]
             L = max(len(s) for s in seqs)
             x = torch.full((len(seqs), L), pad_id, dtype=torch.long)
@@ -229,7 +229,7 @@ def generate(
     if do_sample: gen.update(temperature=temperature, top_p=top_p)
     else: gen.update(temperature=None, top_p=None, top_k=None)
     if do_sample: torch.manual_seed(seed)
-    for b in tqdm(range(0, len(convs), batch_size), desc='generate', disable=not progress):
+    for b in tqdm(range(0, len(convs), batch_size), desc='generate', disable=None if progress else True):
         txt = tokenizer.apply_chat_template(convs[b:b + batch_size], tokenize=False, add_generation_prompt=True)
         ids = [tokenizer(t, add_special_tokens=False)['input_ids'] for t in txt]
         L = max(len(i) for i in ids)

@@ -103,14 +103,14 @@ def experiment_data(exp:Experiment)->ExperimentData:
     "Load the experiment's rows, repair a copy, split the prompts into train and test."
     from notus.data import completions_frame
     from notus.mismatch import fix_overall_score
-    from notus.binarize import uniform_draws, test_rows
+    from notus.binarize import uniform_draws, test_rows, SALT_SPLIT
     ds = _load_rows(exp.data)
     fixed, fix = fix_overall_score(ds, **exp.fix)
     ids = completions_frame(ds).groupby('prompt_idx', sort=True).prompt_id.first().reindex(range(len(ds)), fill_value='0' * 16)
     ts = exp.data.get('test_size', 0.1)
     n_test = test_rows(ts, len(ds))                     # the rule split_pairs applies
     if not 0 < n_test < len(ds): raise NotusError(f"test_size {ts} leaves {n_test} of {len(ds)} prompts for testing; need at least one on each side.")
-    order = np.argsort(uniform_draws(ids.tolist(), int(exp.data.get('seed', 42)), salt=1), kind='stable')
+    order = np.argsort(uniform_draws(ids.tolist(), int(exp.data.get('seed', 42)), salt=SALT_SPLIT), kind='stable')
     return ExperimentData(ds, fixed, fix, np.sort(order[n_test:]), np.sort(order[:n_test]))
 
 def strategy_pairs(
@@ -247,7 +247,7 @@ def run_experiment(
             model0 = build_tiny_model(tok, **dataclasses.asdict(recipe.tiny))
         trows, rrows, srows, ref_cache = [], [], [], {}
         bs, beta, maxlen = int(exp.eval.get('batch_size', 8)), recipe.training.beta, recipe.training.max_length
-        for s in tqdm(exp.strategies, desc='experiment', disable=not progress):
+        for s in tqdm(exp.strategies, desc='experiment', disable=None if progress else True):
             run_dir = out/'runs'/s
             dd = datasets.DatasetDict({'train_prefs': train_p[s], 'test_prefs': test_p[s]})
             metrics, steps, secs = _train_one(exp, recipe, dd, run_dir, model0, tok)

@@ -10,7 +10,7 @@ NOTUS = str(Path(sys.executable).parent/'notus')
 def test_binarize_output_trains_one_dpo_step(tmp_path, suffix, builder):
     import torch, datasets
     from trl import DPOConfig, DPOTrainer
-    from notus.dpo import build_tiny_tokenizer, build_tiny_model, tokenizer_texts
+    from notus.template import build_tiny_tokenizer, build_tiny_model, tokenizer_texts
     out = tmp_path/f'pairs.{suffix}'
     r = subprocess.run([NOTUS, 'binarize', '--seed', '3', '--output', str(out)], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
