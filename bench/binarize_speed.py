@@ -149,8 +149,8 @@ def main():
     same = {fmt: same_choices(work/f'notus_{fmt}.parquet', work/f'ref_{fmt}.parquet') for fmt in files}
     m = {fmt: {k: med(v) for k, v in r.items()} for fmt, r in res.items()}
     verbs = {}
-    for verb, args in [('validate', ['--json']), ('analyze', ['--out', work/'analysis']), ('mismatch', []),
-                       ('curate', ['--out', work/'curate'])]:
+    for verb, args in [('validate', ['--json']), ('analyze', ['--output', work/'analysis']), ('mismatch', []),
+                       ('curate', ['--output', work/'curate'])]:
         w, rss, _, rc = timed(notus_cmd(verb, files['jsonl'], *args), ok=False)
         verbs[verb] = {'seconds': round(w, 2), 'peak_rss_mib': rss and round(rss) if rss else None, 'exit_code': rc}
         print(f"{verb}: {w:.1f}s, exit {rc}", flush=True)
@@ -159,7 +159,7 @@ def main():
         fb = data/f'uf_{a.big_prompts}_inv{a.invalid_rate}_chars{a.response_chars}.jsonl'
         gb = round(generate(fb, a.big_prompts, a), 1) if not fb.exists() else None
         w, rss, _, _ = timed(notus_cmd('binarize', fb, '--output', work/'notus_big.parquet'))
-        wc, rssc, _, rcc = timed(notus_cmd('curate', fb, '--out', work/'curate_big'), ok=False)
+        wc, rssc, _, rcc = timed(notus_cmd('curate', fb, '--output', work/'curate_big'), ok=False)
         big = {'prompts': a.big_prompts, 'bytes': fb.stat().st_size, 'generate_seconds': gb, 'binarize_seconds': round(w, 2),
                'binarize_peak_rss_mib': round(rss) if rss else None, 'ratio_to_main': round(w / m['jsonl']['notus'], 2),
                'prompts_ratio': round(a.big_prompts / a.prompts, 2), 'curate_seconds': round(wc, 2),

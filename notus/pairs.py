@@ -470,7 +470,7 @@ def to_layout(
 def content_fingerprints(
     folder:str|Path,  # a folder written by `save_to_disk` (a `Dataset` or a `DatasetDict`)
 )->dict:
-    "Set the `_fingerprint` of each `state.json` under `folder` to a hash of its split's Arrow files; returns {state.json: fingerprint}."
+    "Set the datasets fingerprint recorded in each `state.json` under `folder` to a hash of its split's Arrow files; returns {state.json: fingerprint}."
     out = {}
     for st in sorted(Path(folder).rglob('state.json')):
         h = hashlib.sha256()

@@ -421,9 +421,14 @@ def build_site(out:Path, nbs:Path, quarto_yml:Path, execute=True, jobs=2, cache:
     r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, 'NO_MKDOCS_2_WARNING': '1'})
     if r.returncode: raise BuildError(f'mkdocs build failed:\n{r.stdout}\n{r.stderr}')
     if r.stderr.strip(): log(r.stderr.strip())
-    for page in out.rglob('*.html'):          # math rendered at build time (MathML), not by a script from a CDN
+    shim = out/'javascripts'/'iframe-worker-shim.js'     # the offline search's worker shim, served by the site itself
+    shim.parent.mkdir(exist_ok=True); shutil.copy(Path(__file__).parent/'docs_assets'/'iframe-worker-shim.js', shim)
+    for page in out.rglob('*.html'):          # math rendered at build time (MathML), no script from a CDN
         text = page.read_text()
-        if 'arithmatex' in text: page.write_text(render_math(text))
+        new = render_math(text) if 'arithmatex' in text else text
+        rel = os.path.relpath(shim, page.parent)
+        new = new.replace('https://unpkg.com/iframe-worker/shim', rel)
+        if new != text: page.write_text(new)
     if not keep_src: shutil.rmtree(work, ignore_errors=True)
     log(f'site built in {time.time()-t0:.1f}s: {out/"index.html"}')
     return out
