@@ -124,13 +124,17 @@ def build_pairs(
     return _split(pipe, test_size, seed)
 
 # %% ../nbs/04a_curate.ipynb #0339813a
+def _reasons(d:dict, empty:str='')->str:
+    "Drop counts by reason as words: `{'tie': 3, 'empty_chosen': 1}` -> 'tie 3, empty_chosen 1'."
+    return ', '.join(f'{k} {v}' for k, v in d.items()) if d else empty
+
 def _md_stages(r:dict)->list:
     "The 'every row accounted for' table of report.md."
     v, b, c = r['validation'], r['binarize'], r['clean']
     lines = ["| stage | in | out | dropped (by reason) |", "|---|---|---|---|",
-             f"| validate | {v['rows_in']} | {v['rows_kept']} | {v['dropped_by_reason'] or '-'} |",
-             f"| binarize (prompts → pairs) | {b['rows_in']} | {b['pairs_out']} | {b['dropped_by_reason'] or '-'} |"]
-    lines += [f"| clean: {s['step']} | {s['rows_in']} | {s['rows_out']} | {s['dropped_by_reason'] or '-'} |" for s in c['steps']]
+             f"| validate | {v['rows_in']} | {v['rows_kept']} | {_reasons(v['dropped_by_reason'], '-')} |",
+             f"| binarize (prompts → pairs) | {b['rows_in']} | {b['pairs_out']} | {_reasons(b['dropped_by_reason'], '-')} |"]
+    lines += [f"| clean: {s['step']} | {s['rows_in']} | {s['rows_out']} | {_reasons(s['dropped_by_reason'], '-')} |" for s in c['steps']]
     return lines + [f"| split | {c['rows_out']} | {r['splits']['train_prefs']} train + {r['splits']['test_prefs']} test | - |"]
 
 def md_report(
@@ -226,9 +230,9 @@ def curate(
 def _curate_lines(r:dict, output:str)->list:
     "What `notus curate` prints: the counts of each stage, the paths written, the next steps."
     v, b, c, o = r['validation'], r['binarize'], r['clean'], Path(output)
-    lines = [f"validate: {v['rows_in']} rows in, {v['rows_kept']} kept, {v['rows_dropped']} dropped {v['dropped_by_reason'] or ''}",
-             f"binarize ({b['strategy']}): {b['pairs_out']} pairs, {b['rows_dropped']} prompts dropped {b['dropped_by_reason'] or ''}",
-             f"clean: {c['rows_in']} -> {c['rows_out']} pairs {c['dropped_by_reason'] or ''}",
+    lines = [f"validate: {v['rows_in']} rows in, {v['rows_kept']} kept, {v['rows_dropped']} dropped {_reasons(v['dropped_by_reason'])}",
+             f"binarize ({b['strategy']}): {b['pairs_out']} pairs, {b['rows_dropped']} prompts dropped {_reasons(b['dropped_by_reason'])}",
+             f"clean: {c['rows_in']} -> {c['rows_out']} pairs {_reasons(c['dropped_by_reason'])}",
              f"chosen differs from overall_score on {r['comparison']['share_chosen_differs']:.1%} of prompts", f"wrote in {r['seconds']} s:"]
     lines += [f"  {o/f'{k}.parquet'} ({n} pairs)" for k, n in r['splits'].items()] + [f"  {o/'report.md'}", f"  {o/'report.json'}"]
     if 'analysis' in r:
