@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import ASPECTS, NotusError, completions_frame, arrow_table, flat_completions, struct_field
+from .data import ASPECTS, NotusError, completions_frame, arrow_table, flat_completions, struct_field, one_chunk
 from .core import Accounting, atomic_paths, check_output, check_count
 from .pairs import PAIRS_SUFFIXES, write_pairs
 
@@ -72,7 +72,7 @@ for _i, _ch in enumerate(b'0123456789abcdef'): _HEX[_ch] = _HEX[ord(chr(_ch).upp
 def draw_keys(prompt_ids)->np.ndarray:
     "A 64-bit key per prompt id: its first 16 hex digits when it starts with them (SHA-256 ids), else a hash of the string."
     a = prompt_ids if isinstance(prompt_ids, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(prompt_ids, object), from_pandas=True)
-    if isinstance(a, pa.ChunkedArray): a = a.combine_chunks()
+    a = one_chunk(a)
     a = pc.fill_null(a.cast(pa.string()), '')
     head = np.asarray(pc.binary_slice(a.cast(pa.binary()), 0, 16).to_numpy(zero_copy_only=False), dtype='S16')
     nib = _HEX[head.view(np.uint8).reshape(len(head), 16)]       # 255 marks a non-hex byte (or a short id)
@@ -235,7 +235,7 @@ class BinarizeReport(Accounting):
 def _messages(role, texts):
     "A list<struct<content, role>> column with one message per row."
     texts = pa.array(texts, pa.string()) if not isinstance(texts, (pa.Array, pa.ChunkedArray)) else texts
-    if isinstance(texts, pa.ChunkedArray): texts = texts.combine_chunks()
+    texts = one_chunk(texts)
     n = len(texts)
     msg = pa.StructArray.from_arrays([texts, pa.array([role] * n, pa.string())], names=['content', 'role'])
     return pa.ListArray.from_arrays(pa.array(np.arange(n + 1, dtype=np.int32)), msg)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from .core import Accounting, NotusError
 from .pairs import message_text
+from .data import one_chunk
 
 # %% auto #0
 __all__ = ['STEPS', 'StepReport', 'CleanReport', 'user_text', 'normalize_texts', 'normalize', 'drop_degenerate', 'tie_mask',
@@ -103,7 +104,7 @@ def user_text(
     col:pa.Array|pa.ChunkedArray, # a list<struct<content, role>> column (a plain string column is returned as is)
 )->pa.Array:
     "The user turns of each row's messages, joined by newlines ('' for a row without user turns)."
-    col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    col = one_chunk(col)
     if pa.types.is_string(col.type) or pa.types.is_large_string(col.type): return pc.fill_null(col, '')
     flat = pc.list_flatten(col)
     parents = pc.list_parent_indices(col).to_numpy()

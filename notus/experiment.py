@@ -88,7 +88,8 @@ class ExperimentData:
     test_idx:np.ndarray         # rows of the held-out prompts
 
 def _load_rows(data:dict):
-    from notus.data import load_ultrafeedback
+    import datasets, pyarrow as pa
+    from notus.data import load_ultrafeedback, arrow_table
     if data.get('synthetic'):
         from notus.synthetic import make_ultrafeedback
         syn = data['synthetic']
@@ -96,7 +97,8 @@ def _load_rows(data:dict):
     else:
         src = data.get('source', 'bundled')
         ds, _ = load_ultrafeedback(None if src in (None, '', 'bundled') else src)
-    if data.get('max_prompts'): ds = ds.select(range(min(int(data['max_prompts']), len(ds)))).flatten_indices()
+    if data.get('max_prompts'):     # rows taken in Arrow (Dataset.select + flatten_indices casts nested columns row by row)
+        ds = datasets.Dataset(arrow_table(ds).take(pa.array(np.arange(min(int(data['max_prompts']), len(ds))))))
     return ds
 
 def experiment_data(exp:Experiment)->ExperimentData:
@@ -121,9 +123,11 @@ def strategy_pairs(
     min_margin:float=0.0,       # minimum chosen - rejected difference
 ):
     "Pairs of one side of the split, binarized with `strategy` (its name in the `strategy` column)."
+    import pyarrow as pa
     from notus.binarize import binarize
+    from notus.data import arrow_table
     src = xd.fixed if strategy == 'overall_score_fixed' else xd.ds
-    rows = src.select(xd.train_idx if split == 'train' else xd.test_idx).flatten_indices()
+    rows = arrow_table(src).take(pa.array(np.asarray(xd.train_idx if split == 'train' else xd.test_idx, np.int64)))
     pairs, _ = binarize(rows, 'overall_score' if strategy == 'overall_score_fixed' else strategy, seed, min_margin=min_margin)
     return pairs.remove_columns('strategy').add_column('strategy', [strategy] * len(pairs))
 

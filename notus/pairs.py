@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np, pandas as pd
 import pyarrow as pa, pyarrow.compute as pc
 from .core import NotusError, atomic_path, atomic_paths, check_output
-from .data import arrow_table, load_hub, prompt_id
+from .data import arrow_table, load_hub, prompt_id, one_chunk
 
 # %% auto #0
 __all__ = ['LAYOUTS', 'PAIRS_SUFFIXES', 'MESSAGE', 'MESSAGES', 'RENAMES', 'EXTRA_COLUMNS', 'KNOWN_SPLITS', 'PARQUET_ROW_GROUP',
@@ -64,14 +64,10 @@ def detect_layout(
         return 'allenai_cleaned' if 'source' in names else 'h4_binarized'
     return 'notus' if 'prompt_id' in names else 'trl_conversational'
 
-# %% ../nbs/00b_pairs.ipynb #db4232f3
-def _combined(col)->pa.Array:
-    return col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
-
 # %% ../nbs/00b_pairs.ipynb #c5f1f05f
 def _flat(col)->tuple:
     "(flattened messages, start of each row in them, length of each row) of a list column without nulls."
-    col = _combined(col)
+    col = one_chunk(col)
     lens = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(lens)])[:-1].astype(np.int64)
     return pc.list_flatten(col), starts, lens
@@ -106,7 +102,7 @@ def _concat_rows(a, b)->pa.Array:
 # %% ../nbs/00b_pairs.ipynb #8c81dbcf
 def _one_message(col, role:str)->pa.Array:
     "Each string of `col` as a one-message list with `role`."
-    col = pc.cast(_combined(col), pa.string())
+    col = pc.cast(one_chunk(col), pa.string())
     roles = pa.array(np.full(len(col), role, dtype=object), pa.string())
     return _lists(np.ones(len(col), np.int64), pa.StructArray.from_arrays([col, roles], fields=list(MESSAGE)))
 
@@ -120,7 +116,7 @@ def message_text(
     "Plain text of each row of a messages `column`, as a numpy object array (None for an empty or missing row)."
     if which not in ('last', 'first', 'all'): raise NotusError(f"message_text: which must be 'last', 'first' or 'all', not {which!r}.")
     if not isinstance(column, (pa.Array, pa.ChunkedArray)): column = pa.array(list(column))
-    col = _combined(column)
+    col = one_chunk(column)
     if _kind(col.type) == 'text' or pa.types.is_null(col.type): return col.to_numpy(zero_copy_only=False)
     if _kind(col.type) != 'messages': raise NotusError(f"message_text needs a column of messages or strings, not {col.type}.")
     flat, starts, lens = _flat(col)
@@ -141,7 +137,7 @@ def message_text(
 def _no_nulls(t:pa.Table, cols:list, where:str):
     "A NotusError naming the first row where a column of `cols` is missing, or has no message or a message without content."
     for c in cols:
-        col = _combined(t.column(c))
+        col = one_chunk(t.column(c))
         bad = np.asarray(col.is_null().to_numpy(zero_copy_only=False), bool)
         if _kind(col.type) == 'messages':
             flat, _, lens = _flat(col)
@@ -155,7 +151,7 @@ def _no_nulls(t:pa.Table, cols:list, where:str):
 # %% ../nbs/00b_pairs.ipynb #68dbf208
 def _messages(col)->pa.Array:
     "A messages column rebuilt as list<struct<content: string, role: string>> (other message fields dropped)."
-    col = _combined(col)
+    col = one_chunk(col)
     flat, _, lens = _flat(col)
     role = pc.struct_field(flat, 'role') if flat.type.get_field_index('role') >= 0 else pa.nulls(len(flat), pa.string())
     msg = pa.StructArray.from_arrays([pc.cast(pc.struct_field(flat, 'content'), pa.string()), pc.cast(role, pa.string())], fields=list(MESSAGE))
@@ -209,7 +205,7 @@ def prompt_ids(prompts)->list:
 def _lift_metadata(t:pa.Table)->pa.Table:
     "Lift `score_chosen`/`score_rejected` out of a `metadata` struct column (the re-keyed trl-lib layout)."
     if 'metadata' not in t.column_names or not pa.types.is_struct(t.schema.field('metadata').type): return t
-    md = _combined(t.column('metadata')); ty = md.type
+    md = one_chunk(t.column('metadata')); ty = md.type
     names = [ty.field(i).name for i in range(ty.num_fields)]
     lifted = [n for n in names if n in RENAMES and n not in t.column_names and RENAMES[n] not in t.column_names]
     for n in lifted: t = t.append_column(n, pc.struct_field(md, n))
@@ -224,13 +220,13 @@ def _finish(t:pa.Table, prompt, chosen, rejected, drop:tuple, where:str='pairs')
     t = t.rename_columns([RENAMES.get(n, n) if RENAMES.get(n, n) not in t.column_names else n for n in t.column_names])
     cols = {'prompt_id': None, 'prompt': prompt, 'chosen': chosen, 'rejected': rejected}
     if 'prompt_id' in t.column_names:
-        pid = pc.cast(_combined(t.column('prompt_id')), pa.string())
+        pid = pc.cast(one_chunk(t.column('prompt_id')), pa.string())
         if pid.null_count: pid = pc.if_else(pid.is_null(), pa.array(prompt_ids(prompt), pa.string()), pid)
         cols['prompt_id'] = pid
     else: cols['prompt_id'] = pa.array(prompt_ids(prompt), pa.string())
     for c in EXTRA_COLUMNS:
         if c not in t.column_names: continue
-        col = _combined(t.column(c))
+        col = one_chunk(t.column(c))
         want = pa.string() if c in ('source', 'chosen_model', 'rejected_model', 'strategy') else pa.float64()
         try: cols[c] = pc.cast(col, want) if col.type != want else col
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
@@ -419,13 +415,13 @@ def read_pairs(
 
 # %% ../nbs/00b_pairs.ipynb #e2d9febd
 def _col_or_null(t:pa.Table, name:str, type)->pa.Array:
-    return _combined(t.column(name)) if name in t.column_names else pa.nulls(t.num_rows, type)
+    return one_chunk(t.column(name)) if name in t.column_names else pa.nulls(t.num_rows, type)
 
 # %% ../nbs/00b_pairs.ipynb #ddd62ceb
 def _plain(t:pa.Table, layout:str)->tuple:
     "(prompt, chosen, rejected) texts; a NotusError when a prompt or answer has more than one message."
     for c in ('prompt', 'chosen', 'rejected'):
-        n = pc.list_value_length(_combined(t.column(c))).to_numpy(zero_copy_only=False)
+        n = pc.list_value_length(one_chunk(t.column(c))).to_numpy(zero_copy_only=False)
         if (n != 1).any():
             raise NotusError(f"{int((n != 1).sum())} pairs have a {c} of several messages, which the plain-text {layout} layout cannot hold; "
                              "write trl_conversational, h4_binarized or the notus layout instead.")
@@ -551,7 +547,7 @@ def swap_pairs(
     for c in t.column_names:
         r = 'rejected' + c[len('chosen'):]
         if c.startswith('chosen') and r in t.column_names:
-            a, b = _combined(t.column(c)), _combined(t.column(r))
+            a, b = one_chunk(t.column(c)), one_chunk(t.column(r))
             if a.type != b.type: raise NotusError(f"swap_pairs: {c} and {r} have different types ({a.type}, {b.type}).")
             t = t.set_column(t.column_names.index(c), c, pc.if_else(mask, b, a))
             t = t.set_column(t.column_names.index(r), r, pc.if_else(mask, a, b))
