@@ -19,10 +19,10 @@ if TYPE_CHECKING: import datasets
 # %% auto #0
 __all__ = ['SALT_REJECTED', 'SALT_SPLIT', 'SALT_FLIP', 'STRATEGIES', 'PAIR_COLUMNS', 'SPLITS', 'DATASET_MARKERS',
            'aspect_weights', 'weighted_mean', 'rating_matrix', 'draw_keys', 'uniform_draws', 'strategy_mean_rating',
-           'strategy_overall_score', 'strategy_best_worst', 'select_pairs', 'BinarizeReport', 'binarize', 'to_flat',
-           'test_rows', 'split_pairs', 'choice_frames', 'joined_choices', 'choice_confusion', 'differs_by',
-           'choice_examples', 'Comparison', 'compare_choices', 'overlap_matrix', 'output_paths', 'report_path',
-           'write_outputs', 'check_pairs']
+           'strategy_overall_score', 'strategy_best_worst', 'select_pairs', 'BinarizeReport', 'binarize',
+           'response_lengths', 'to_flat', 'test_rows', 'split_pairs', 'choice_frames', 'joined_choices',
+           'choice_confusion', 'differs_by', 'choice_examples', 'Comparison', 'compare_choices', 'overlap_matrix',
+           'output_paths', 'report_path', 'write_outputs', 'check_pairs']
 
 # %% ../nbs/03_binarize.ipynb #017daa9b
 def aspect_weights(
@@ -120,24 +120,32 @@ def _lower(m, chosen, margin):
         lower = (m < best) & ~np.isnan(m)
         return lower, lower & (m <= best - margin) if margin > 0 else lower
 
+def _pick(eligible, u, chosen, lengths=None):
+    "The drawn eligible column (`_draw`); with `lengths`, drawn among the eligible ones closest in length to the chosen (log ratio)."
+    if lengths is None: return _draw(eligible, u)
+    with np.errstate(invalid='ignore', divide='ignore'):
+        ll = np.log1p(np.where(np.isnan(lengths), 0, lengths))
+        cost = np.where(eligible, np.abs(ll - np.take_along_axis(ll, np.maximum(chosen, 0)[:, None], 1)), np.inf)
+    return _draw(eligible & (cost == cost.min(1, keepdims=True)), u)
+
 def _reasons(n, **masks):
     "One drop reason per row, the first that applies in the given order (None = kept)."
     out = np.full(n, None, object)
     for reason, mask in masks.items(): out[(out == None) & mask] = reason
     return out
 
-def strategy_mean_rating(mean, score, u, min_margin=0.0):
-    "Notus: chosen = highest mean rating (first on ties), rejected = random strictly lower (by margin)."
+def strategy_mean_rating(mean, score, u, min_margin=0.0, lengths=None):
+    "Notus: chosen = highest mean rating (first on ties), rejected = random strictly lower (by margin; closest in length with `lengths`)."
     rated = (~np.isnan(mean)).sum(1)
     chosen = _first_argmax(mean)
     lower, eligible = _lower(mean, chosen, min_margin)
-    rejected = _draw(eligible, u)
+    rejected = _pick(eligible, u, chosen, lengths)
     why = _reasons(len(mean), too_few_rated=rated < 2, all_tied=~lower.any(1), below_margin=~eligible.any(1))
     return chosen, rejected, why
 
 # %% ../nbs/03_binarize.ipynb #6716be82
-def strategy_overall_score(mean, score, u, min_margin=0.0):
-    "Zephyr: chosen = highest overall_score (first on ties), rejected = random one of the remaining."
+def strategy_overall_score(mean, score, u, min_margin=0.0, lengths=None):
+    "Zephyr: chosen = highest overall_score (first on ties), rejected = random one of the remaining (closest in length with `lengths`)."
     scored = ~np.isnan(score)
     chosen = _first_argmax(score)
     others = scored.copy(); others[np.arange(len(score)), np.maximum(chosen, 0)] = False
@@ -145,16 +153,19 @@ def strategy_overall_score(mean, score, u, min_margin=0.0):
     if min_margin > 0:
         best = np.take_along_axis(score, np.maximum(chosen, 0)[:, None], 1)
         with np.errstate(invalid='ignore'): eligible = others & (score <= best - min_margin)
-    rejected = _draw(eligible, u)
+    rejected = _pick(eligible, u, chosen, lengths)
     why = _reasons(len(score), too_few_scored=scored.sum(1) < 2, below_margin=~eligible.any(1))
     return chosen, rejected, why
 
 # %% ../nbs/03_binarize.ipynb #cad72758
-def strategy_best_worst(mean, score, u, min_margin=0.0):
-    "Chosen = highest mean, rejected = lowest mean (first on ties at either end)."
+def strategy_best_worst(mean, score, u, min_margin=0.0, lengths=None):
+    "Chosen = highest mean, rejected = lowest mean (first on ties at either end; with `lengths`, the lowest closest in length)."
     rated = (~np.isnan(mean)).sum(1)
     chosen = _first_argmax(mean)
     rejected = _first_argmax(-mean)
+    if lengths is not None:
+        with np.errstate(invalid='ignore'): lowest = mean == np.take_along_axis(mean, np.maximum(rejected, 0)[:, None], 1)
+        rejected = np.where(rejected >= 0, _pick(lowest, np.zeros(len(mean)), chosen, lengths), -1)
     gap = np.nanmax(np.where(np.isnan(mean), -np.inf, mean), 1) - np.nanmin(np.where(np.isnan(mean), np.inf, mean), 1)
     why = _reasons(len(mean), too_few_rated=rated < 2, all_tied=~(gap > 0), below_margin=~(gap >= min_margin))
     return chosen, rejected, why
@@ -185,10 +196,13 @@ def select_pairs(
     weights:dict|None=None,         # per-aspect weights (default: 1 each)
     min_margin:float=0.0,           # minimum chosen - rejected difference (mean rating; score points for overall_score)
     n_prompts:int|None=None,        # number of prompts (default: from `cf`)
+    lengths:np.ndarray|None=None,   # per row of `cf`, the response's length: the rejected is the eligible one closest in length to the chosen
 )->pd.DataFrame:
     "One row per (chosen, rejected) pair chosen by `strategy`; dropped prompts in `.attrs['dropped']`."
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     if min_margin < 0: raise NotusError(f"min_margin must be >= 0, got {min_margin}.")
+    if lengths is not None and strategy == 'all_pairs': raise NotusError("length balancing picks one rejected per prompt; all_pairs keeps them all: choose another strategy.")
+    if lengths is not None and len(lengths) != len(cf): raise NotusError(f"lengths has {len(lengths)} values for {len(cf)} completions.")
     n = (int(cf.prompt_idx.max()) + 1 if len(cf) else 0) if n_prompts is None else n_prompts
     if n == 0:
         out = pd.DataFrame({c: np.zeros(0, np.int64) for c in ['prompt_idx', 'chosen_idx', 'rejected_idx']} |
@@ -201,7 +215,8 @@ def select_pairs(
     else:
         ids = cf.groupby('prompt_idx', sort=True).prompt_id.first().reindex(range(n), fill_value='0' * 16)
         u = uniform_draws(ids.tolist(), seed, salt=SALT_REJECTED)
-        chosen, rejected, why = STRATEGIES[strategy](mean, score, u, min_margin)
+        L = None if lengths is None else rating_matrix(cf, np.asarray(lengths, float), n)
+        chosen, rejected, why = STRATEGIES[strategy](mean, score, u, min_margin, **({} if L is None else {'lengths': L}))
         p = np.flatnonzero(why == None); c, r = chosen[p], rejected[p]
     out = pd.DataFrame({'prompt_idx': p, 'chosen_idx': c, 'rejected_idx': r,
                         'chosen_rating': mean[p, c], 'rejected_rating': mean[p, r],
@@ -267,10 +282,11 @@ def _pairs_table(table, cf, sp, strategy):
         'strategy': pa.array([strategy] * len(sp), pa.string())})
 
 # %% ../nbs/03_binarize.ipynb #64c6715c
-def _binarize_table(table, strategy, seed, aspects, weights, min_margin, cf=None):
+def _binarize_table(table, strategy, seed, aspects, weights, min_margin, cf=None, length_balance=False):
     "Binarize one Arrow table of UltraFeedback rows: (pairs table, {reason: [prompt ids]})."
     cf = completions_frame(table) if cf is None else cf
-    sp = select_pairs(cf, strategy, seed, aspects, weights, min_margin, n_prompts=table.num_rows)
+    lengths = response_lengths(table) if length_balance else None
+    sp = select_pairs(cf, strategy, seed, aspects, weights, min_margin, n_prompts=table.num_rows, lengths=lengths)
     ids = np.array([None] * table.num_rows, object)
     got = cf.groupby('prompt_idx', sort=True).prompt_id.first()
     ids[got.index.to_numpy()] = got.to_numpy()
@@ -296,17 +312,19 @@ def binarize(
     num_proc:int=1,                 # worker processes; output does not depend on it
     progress:bool|None=None,        # show a progress bar (None: only on a terminal, for large inputs)
     cf:pd.DataFrame|None=None,      # `completions_frame(ds)` if already computed (used when not batching)
+    length_balance:bool=False,      # among the eligible rejected completions, take the one closest in length to the chosen
 ):
     "Binarize UltraFeedback rows into (chosen, rejected) pairs; returns `(pairs_dataset, BinarizeReport)`."
     import datasets
     from tqdm.auto import tqdm
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     aspect_weights(aspects, weights)
+    if length_balance and strategy == 'all_pairs': raise NotusError("length balancing picks one rejected per prompt; all_pairs keeps them all: choose another strategy.")
     batch_size, num_proc = check_count(batch_size, 'batch_size'), check_count(num_proc, 'num_proc', optional=False)
     table = arrow_table(ds)
     n = table.num_rows
     bs = max(1, batch_size or max(n, 1))
-    kw = dict(strategy=strategy, seed=seed, aspects=aspects, weights=weights, min_margin=min_margin)
+    kw = dict(strategy=strategy, seed=seed, aspects=aspects, weights=weights, min_margin=min_margin, length_balance=length_balance)
     jobs = [(table.slice(i, bs), kw) for i in range(0, max(n, 1), bs)]
     if cf is not None and len(jobs) == 1: jobs = [(table, {**kw, 'cf': cf})]
     show = progress if progress is not None else (None if len(jobs) > 1 else False)
@@ -321,8 +339,16 @@ def binarize(
     for _, dropped, _ in results:
         for k, v in dropped.items(): rep.drop(k, v)
     import hashlib
-    fp = hashlib.sha256(repr((getattr(ds, '_fingerprint', n), strategy, seed, aspects, weights, min_margin)).encode()).hexdigest()[:16]
+    fp = hashlib.sha256(repr((getattr(ds, '_fingerprint', n), strategy, seed, aspects, weights, min_margin) + ((True,) if length_balance else ())).encode()).hexdigest()[:16]
     return datasets.Dataset(out, fingerprint=fp), rep.check()
+
+# %% ../nbs/03_binarize.ipynb #ebe2d101
+def response_lengths(
+    table,   # UltraFeedback rows (`datasets.Dataset` or `pyarrow.Table`)
+)->np.ndarray:
+    "Characters of every completion's response, in `completions_frame` order (0 for a missing response)."
+    comps, _, _ = flat_completions(arrow_table(table))
+    return pc.fill_null(pc.utf8_length(struct_field(comps, 'response')), 0).to_numpy(zero_copy_only=False).astype(np.int64)
 
 # %% ../nbs/03_binarize.ipynb #a3f01c00
 def to_flat(pairs)->datasets.Dataset:
