@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import ASPECTS, NotusError, completions_frame, arrow_table, flat_completions, struct_field, one_chunk
+from .data import ASPECTS, NotusError, completions_frame, arrow_table, flat_completions, struct_field, one_chunk, list_starts, take_values
 from .core import Accounting, atomic_paths, check_output, check_count
 from .pairs import PAIRS_SUFFIXES, write_pairs
 
@@ -261,24 +261,24 @@ PAIR_COLUMNS = ['prompt_id', 'prompt', 'chosen', 'rejected', 'chosen_rating', 'r
 def _pairs_table(table, cf, sp, strategy):
     "Build the Arrow table of pairs from the source rows and the selected indices."
     comps, parents, col = flat_completions(table)
-    starts = col.offsets.to_numpy()[:-1]
-    ci = pa.array(starts[sp.prompt_idx.to_numpy()] + sp.chosen_idx.to_numpy(), pa.int64())
-    ri = pa.array(starts[sp.prompt_idx.to_numpy()] + sp.rejected_idx.to_numpy(), pa.int64())
-    pi = pa.array(sp.prompt_idx.to_numpy(), pa.int64())
+    starts = list_starts(col)
+    ci = starts[sp.prompt_idx.to_numpy()] + sp.chosen_idx.to_numpy()
+    ri = starts[sp.prompt_idx.to_numpy()] + sp.rejected_idx.to_numpy()
+    pi = sp.prompt_idx.to_numpy()
     resp, model = struct_field(comps, 'response'), struct_field(comps, 'model')
     ids = cf.groupby('prompt_idx', sort=True).prompt_id.first()
-    instr = pc.take(table.column('instruction').combine_chunks(), pi)
+    instr = take_values(table.column('instruction'), pi)
     return pa.table({
         'prompt_id': pa.array(ids.reindex(sp.prompt_idx).to_numpy(), pa.string()),
         'prompt': _messages('user', instr),
-        'chosen': _messages('assistant', pc.take(resp, ci)),
-        'rejected': _messages('assistant', pc.take(resp, ri)),
+        'chosen': _messages('assistant', take_values(resp, ci)),
+        'rejected': _messages('assistant', take_values(resp, ri)),
         'chosen_rating': pa.array(sp.chosen_rating.to_numpy(float)),
         'rejected_rating': pa.array(sp.rejected_rating.to_numpy(float)),
         'chosen_score': pa.array(sp.chosen_score.to_numpy(float)),
         'rejected_score': pa.array(sp.rejected_score.to_numpy(float)),
-        'chosen_model': pc.take(model, ci), 'rejected_model': pc.take(model, ri),
-        'source': pc.take(table.column('source').combine_chunks(), pi),
+        'chosen_model': take_values(model, ci), 'rejected_model': take_values(model, ri),
+        'source': take_values(table.column('source'), pi),
         'strategy': pa.array([strategy] * len(sp), pa.string())})
 
 # %% ../nbs/03_binarize.ipynb #64c6715c
@@ -461,7 +461,7 @@ def choice_examples(
     pi = ex.prompt_idx.to_numpy()
     out = pd.DataFrame({'prompt_idx': pi})
     table = None if rows is None else arrow_table(rows)
-    if table is not None: out['instruction'] = pc.take(table.column('instruction'), pa.array(pi, pa.int64())).to_pylist()
+    if table is not None: out['instruction'] = take_values(table.column('instruction'), pi).to_pylist()
     look = cf.set_index(['prompt_idx', 'completion_idx'])
     for s in (a, b):
         ci = ex[f'chosen_idx_{s}'].to_numpy()
@@ -470,8 +470,7 @@ def choice_examples(
         if 'critique' in cf: out[f'{s}_chosen_critique'] = got.critique.to_numpy()
         elif table is not None:
             comps, _, col = flat_completions(table)
-            at = col.offsets.to_numpy()[pi] - col.offsets.to_numpy()[0] + ci
-            out[f'{s}_chosen_critique'] = pc.take(struct_field(comps, 'critique'), pa.array(at, pa.int64())).to_pylist()
+            out[f'{s}_chosen_critique'] = take_values(struct_field(comps, 'critique'), list_starts(col)[pi] + ci).to_pylist()
     return out
 
 # %% ../nbs/03_binarize.ipynb #0e9350ac

@@ -19,9 +19,9 @@ __all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'D
            'LOCAL_COPY_HINT', 'NotUltraFeedbackError', 'InvalidRowError', 'ultrafeedback_features',
            'ultrafeedback_schema', 'sample_path', 'is_ultrafeedback', 'arrow_table', 'prompt_id', 'SchemaMismatch',
            'conform_table', 'check_row', 'normalize_row', 'hub_offline', 'hub_reachable', 'load_hub', 'data_files',
-           'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'struct_field', 'keep_rows',
-           'validate_table', 'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame', 'summarize',
-           'validate_cli']
+           'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'list_starts', 'take_values',
+           'struct_field', 'keep_rows', 'validate_table', 'validate_ultrafeedback', 'load_ultrafeedback',
+           'completions_frame', 'summarize', 'validate_cli']
 
 # %% ../nbs/00_data.ipynb #e209233c
 ASPECTS = ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']
@@ -264,17 +264,20 @@ def _from_arrow(table:pa.Table, row0:int, what:str, need=())->_Piece:
 
 # %% ../nbs/00_data.ipynb #fd4733df
 def _line_blocks(path:Path, block_bytes:int):
-    "(byte offset, buffer) of consecutive blocks of whole lines of `path`, without copies (a block grows to hold a line longer than `block_bytes`)."
+    "(byte offset, buffer) of consecutive blocks of whole lines of `path`: zero-copy views of a memory map (a block grows to hold a line longer than `block_bytes`)."
+    import mmap
     with open(path, 'rb') as f:
-        pos, size = 0, block_bytes
-        while True:
-            f.seek(pos)
-            buf = f.read(size)
-            if not buf: return
-            cut = buf.rfind(b'\n') + 1
-            if not cut and len(buf) == size: size *= 2; continue   # no line end yet: read more
-            yield pos, pa.py_buffer(buf).slice(0, cut or len(buf))
-            pos += cut or len(buf); size = block_bytes
+        size = os.fstat(f.fileno()).st_size
+        if not size: return
+        m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)   # the map outlives the file handle
+    view, pos = memoryview(m), 0
+    while pos < size:
+        end, grow = min(pos + block_bytes, size), block_bytes
+        while end < size and (cut := m.rfind(b'\n', pos, end)) < 0:   # no line end yet: a longer block
+            grow *= 2; end = min(pos + grow, size)
+        if end < size: end = cut + 1
+        yield pos, pa.py_buffer(view[pos:end])
+        pos = end
 
 # %% ../nbs/00_data.ipynb #a26e411c
 class _LineNumbers:
@@ -552,9 +555,39 @@ def one_chunk(col)->pa.Array:
 
 # %% ../nbs/00_data.ipynb #a6d488a7
 def flat_completions(table)->tuple:
-    "All completions of `table` as one flat StructArray, the row index of each, and the (combined) `completions` column."
-    col = one_chunk(table.column('completions'))
+    "All completions of `table` as one flat struct column (chunked as the table is: no copy), the row index of each, and the `completions` column."
+    col = table.column('completions') if isinstance(table, pa.Table) else table
     return pc.list_flatten(col), pc.list_parent_indices(col).to_numpy(), col
+
+# %% ../nbs/00_data.ipynb #a6d488b1
+def list_starts(
+    col,     # a list column (Array or ChunkedArray)
+)->np.ndarray:
+    "Index, in the flattened values, of each row's first element (the list offsets, whatever the chunking)."
+    n = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False).astype(np.int64)
+    return np.cumsum(n) - n
+
+# %% ../nbs/00_data.ipynb #a6d488b2
+def take_values(
+    arr,         # an Array or ChunkedArray
+    idx,         # positions to take (any order)
+)->pa.Array:
+    "`arr.take(idx)` as one Array, taken chunk by chunk (Arrow's take on many chunks is slow, and combining them first copies every value)."
+    idx = np.asarray(idx, np.int64)
+    if isinstance(arr, pa.Array): return arr.take(pa.array(idx))
+    if arr.num_chunks == 1: return arr.chunk(0).take(pa.array(idx))
+    lens = np.array([len(c) for c in arr.chunks], np.int64)
+    bounds = np.cumsum(lens)
+    k = np.searchsorted(bounds, idx, side='right')
+    if len(idx) and (idx.min() < 0 or idx.max() >= bounds[-1]): raise IndexError(f"index out of bounds for {bounds[-1]} values")
+    order = np.argsort(k, kind='stable')
+    ks = k[order]
+    cuts = np.flatnonzero(np.diff(ks)) + 1
+    parts = [arr.chunk(int(ks[a])).take(pa.array(idx[order[a:b]] - (bounds[ks[a]] - lens[ks[a]])))
+             for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(idx)])] if len(idx) else []
+    out = pa.concat_arrays(parts) if parts else pa.array([], arr.type)
+    if len(idx) > 1 and np.any(np.diff(k) < 0): out = out.take(pa.array(np.argsort(order, kind='stable')))   # back to the asked order
+    return out
 
 # %% ../nbs/00_data.ipynb #3f0c0d4f
 def struct_field(arr, name:str):
@@ -598,14 +631,12 @@ def keep_rows(
     table:pa.Table,   # any Arrow table
     mask,             # boolean per row: True = keep
 )->pa.Table:
-    "The rows of `table` where `mask` is True, as one chunk per column where Arrow allows (one copy, linear in the size)."
+    "The rows of `table` where `mask` is True: zero-copy slices of the runs of kept rows (Arrow's `filter` when the runs are many)."
     mask = np.asarray(mask, bool)
     edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.view(np.int8), [0]])))
     starts, ends = edges[::2], edges[1::2]          # runs of kept rows
-    if len(starts) > 4096: out = table.filter(pa.array(mask))
-    else: out = pa.concat_tables([table.slice(a, b - a) for a, b in zip(starts, ends)]) if len(starts) else table.slice(0, 0)
-    try: return pa.Table.from_arrays([one_chunk(c) for c in out.columns], schema=out.schema)
-    except pa.ArrowException: return out         # a column past 2 GiB stays in chunks
+    if len(starts) > 4096: return table.filter(pa.array(mask))
+    return pa.concat_tables([table.slice(a, b - a) for a, b in zip(starts, ends)]) if len(starts) else table.slice(0, 0)
 
 # %% ../nbs/00_data.ipynb #5f1749d7
 def validate_table(
@@ -689,8 +720,7 @@ def completions_frame(
     "One row per completion: ids, source, model, the aspect ratings as numbers, their mean, `overall_score`."
     table = arrow_table(ds)
     comps, parents, col = flat_completions(table)
-    n_per = pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False)
-    comp_idx = np.arange(len(parents)) - np.repeat(np.cumsum(n_per) - n_per, n_per)
+    comp_idx = np.arange(len(parents)) - list_starts(col)[parents]
     instr = table.column('instruction').combine_chunks()
     ids, rows = pa.array([prompt_id(t) for t in instr.to_pylist()], pa.string()), pa.array(parents)
     df = pd.DataFrame({'prompt_idx': parents, 'completion_idx': comp_idx, 'prompt_id': ids.take(rows).to_pandas(),   # text columns: Arrow-backed, no copy
