@@ -17,8 +17,8 @@ from .template import check_chat_template, build_tiny_tokenizer, build_tiny_mode
 from .recipe import DataConfig, Recipe, load_recipe, has_gpu, HELDOUT
 
 # %% auto #0
-__all__ = ['TRL_FUTURE_WARNING', 'flip_labels', 'is_hub_id', 'read_source', 'prepare_pairs', 'load_pairs', 'prompt_lengths',
-           'truncate_prompts', 'reference_model', 'TrainResult', 'last_checkpoint', 'load_tokenizer',
+__all__ = ['TRL_FUTURE_WARNING', 'TRAIN_PAIRS', 'flip_labels', 'is_hub_id', 'read_source', 'prepare_pairs', 'load_pairs',
+           'prompt_lengths', 'truncate_prompts', 'reference_model', 'TrainResult', 'last_checkpoint', 'load_tokenizer',
            'model_init_kwargs', 'load_model', 'write_model_card', 'train', 'special_token_report', 'check_data',
            'train_cli']
 
@@ -316,6 +316,7 @@ def write_model_card(
 
 # %% ../nbs/06c_dpo.ipynb #ad69a0b8
 TRL_FUTURE_WARNING = r'`is_gradient_checkpointing` is deprecated'   # TRL 1.16 reads transformers 5's old name at every step
+TRAIN_PAIRS = 'train_pairs.parquet'   # where a run folder keeps the pairs it trained on (read by `notus review score RUN`)
 
 def _check_folder(out:Path, recipe:Recipe, ckpt:str|None)->bool:
     "Whether `out` holds a finished run; refuse one (finished or not) made from a different recipe."
@@ -363,6 +364,7 @@ def train(
         dd = type(dd)({k: truncate_prompts(v, tokenizer, recipe.data.max_prompt_length, args.max_length) for k, v in dd.items()})
     has_eval = len(dd['test_prefs']) > 0
     if has_eval and int(os.environ.get('RANK', '0')) == 0: write_pairs(dd['test_prefs'], out/HELDOUT)
+    if int(os.environ.get('RANK', '0')) == 0: write_pairs(dd['train_prefs'], out/TRAIN_PAIRS)
     keep = ['prompt', 'chosen', 'rejected']
     dd = type(dd)({k: v.select_columns([c for c in keep if c in v.column_names]) for k, v in dd.items()})
     if model is None: model = load_model(recipe, tokenizer)
