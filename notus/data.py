@@ -20,8 +20,8 @@ __all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'D
            'ultrafeedback_schema', 'sample_path', 'is_ultrafeedback', 'arrow_table', 'prompt_id', 'SchemaMismatch',
            'conform_table', 'check_row', 'normalize_row', 'hub_offline', 'hub_reachable', 'load_hub', 'data_files',
            'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'list_starts', 'take_values',
-           'struct_field', 'keep_rows', 'validate_table', 'validate_ultrafeedback', 'load_ultrafeedback',
-           'completions_frame', 'summarize', 'validate_cli']
+           'struct_field', 'rating_accepted', 'score_accepted', 'keep_rows', 'validate_table', 'validate_ultrafeedback',
+           'load_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
 
 # %% ../nbs/00_data.ipynb #e209233c
 ASPECTS = ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']
@@ -604,6 +604,21 @@ def _blank(text)->np.ndarray:
 
 _RATING_OK = r'^\s*([1-5](\.0+)?|N/A)\s*$'
 
+# %% ../nbs/00_data.ipynb #r8a1c0e1
+def rating_accepted(
+    arr, # rating strings (`completions.annotations.<aspect>.Rating`)
+)->np.ndarray:
+    "Per rating: does validation accept it (a whole 1-5, or N/A)? Nulls count as accepted: a missing rating is a missing field."
+    return np.asarray(pc.fill_null(pc.match_substring_regex(arr, _RATING_OK), True), bool)
+
+# %% ../nbs/00_data.ipynb #r8a1c0e2
+def score_accepted(
+    arr, # `overall_score` values
+)->np.ndarray:
+    "Per score: does validation accept it (finite, within `SCORE_RANGE`)? Nulls count as accepted."
+    ok = pc.and_(pc.is_finite(arr), pc.and_(pc.greater_equal(arr, SCORE_RANGE[0]), pc.less_equal(arr, SCORE_RANGE[1])))
+    return np.asarray(pc.fill_null(ok, True), bool)
+
 # %% ../nbs/00_data.ipynb #9b34fccb
 def _checks(batch)->list:
     "(reason, field, row mask) of every check, in `DROP_REASONS` order, over one record batch in the schema."
@@ -619,11 +634,8 @@ def _checks(batch)->list:
     out.append(('too_few_completions', 'completions', pc.fill_null(pc.list_value_length(col), 0).to_numpy(zero_copy_only=False) < 2))
     out.append(('empty_prompt', 'instruction', _blank(batch.column('instruction'))))
     out.append(('empty_response', 'completions.response', rows(_blank(struct_field(comps, 'response')))))
-    out += [('bad_rating', f'completions.annotations.{a}.Rating', rows(~np.asarray(pc.fill_null(pc.match_substring_regex(r, _RATING_OK), True), bool)))
-            for a, r in ratings.items()]
-    s = struct_field(comps, 'overall_score')
-    ok = pc.and_(pc.is_finite(s), pc.and_(pc.greater_equal(s, SCORE_RANGE[0]), pc.less_equal(s, SCORE_RANGE[1])))
-    out.append(('bad_score', 'completions.overall_score', rows(~np.asarray(pc.fill_null(ok, True), bool))))
+    out += [('bad_rating', f'completions.annotations.{a}.Rating', rows(~rating_accepted(r))) for a, r in ratings.items()]
+    out.append(('bad_score', 'completions.overall_score', rows(~score_accepted(struct_field(comps, 'overall_score')))))
     return out
 
 # %% ../nbs/00_data.ipynb #1f481e6f
