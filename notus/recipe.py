@@ -51,6 +51,7 @@ class LaunchConfig:
     num_processes:int=1              # processes (GPUs) the recipe was written for
     global_batch_size:int|None=None  # per-device batch x accumulation x processes; checked when given
     torch_threads:int|None=None      # torch.set_num_threads for CPU runs
+    reference_cache:str|None=None    # folder of cached reference log-probs (`notus.refcache`); implies training.precompute_ref_log_probs
 
 # %% ../nbs/06b_recipe.ipynb #d1025b59
 MODEL_EXTRAS = {'chat_template': 'zephyr', 'trust_remote_code': False}
@@ -326,6 +327,10 @@ def load_recipe(
     from trl import DPOConfig
     tr = _typed(recipe['training'], DPOConfig, 'training', where, ALIASES['training'], hf=True)
     tr.setdefault('output_dir', f'runs/{name}')
+    if launch.reference_cache:                        # the cache feeds TRL's precomputed-reference path
+        if tr.get('precompute_ref_log_probs') is False:
+            raise NotusError(f"{where}: launch.reference_cache needs training.precompute_ref_log_probs: true (or leave it unset).")
+        tr['precompute_ref_log_probs'] = True
     tr['trust_remote_code'] = bool(extras['trust_remote_code'])
     training = _dpo_config(tr, where, dry_run)
     _check_training(training, where)
