@@ -21,10 +21,11 @@ from .mismatch import critique_negativity
 
 # %% auto #0
 __all__ = ['SUSPICION_COLUMNS', 'TERMS_METADATA', 'FLOAT_METADATA', 'DECISIONS', 'GUIDELINES', 'FIELDS', 'REVIEW_FEATURES',
-           'record_ids', 'add_critiques', 'pair_evidence', 'pair_suspicion', 'pair_reasons', 'rank_pairs',
-           'review_frame', 'review_settings', 'to_records', 'ReviewServerError', 'connect', 'server_configured',
-           'review_dataset', 'PushReport', 'push_for_review', 'submit_reviews', 'reviews_dataset', 'pull_reviews',
-           'resolve_reviews', 'ReviewReport', 'apply_reviews', 'review_push_cli', 'review_pull_cli', 'review_apply_cli']
+           'MODEL_REVIEW', 'record_ids', 'add_critiques', 'pair_evidence', 'pair_suspicion', 'pair_reasons',
+           'rank_pairs', 'review_frame', 'review_settings', 'to_records', 'ReviewServerError', 'connect',
+           'server_configured', 'review_dataset', 'PushReport', 'push_for_review', 'submit_reviews', 'reviews_dataset',
+           'pull_reviews', 'resolve_reviews', 'ReviewReport', 'apply_reviews', 'review_push_cli', 'review_pull_cli',
+           'review_apply_cli']
 
 # %% ../nbs/05_review.ipynb #8b3c4ff5
 def _texts(pairs, name:str)->list:
@@ -166,7 +167,8 @@ def review_frame(
     out['critique'] = [
         (f'**Chosen**: {c}\n\n**Rejected**: {r}' if (c or r) else '')
         for c, r in zip(g('chosen_critique').fillna(''), g('rejected_critique').fillna(''))]
-    out['reason'] = pair_reasons(df) if len(df) else []
+    out['reason'] = (df['reason'].fillna('').astype(str).tolist() if 'reason' in df.columns    # the pairs' own (e.g. notus review score)
+                     else pair_reasons(df) if len(df) else [])
     for c in TERMS_METADATA: out[c] = g(c).astype(object).where(g(c).notna(), None)
     for c in ('chosen_rating', 'rejected_rating', 'chosen_score', 'rejected_score'): out[c] = pd.to_numeric(g(c), errors='coerce')
     out['rating_margin'] = out.chosen_rating - out.rejected_rating
@@ -580,8 +582,10 @@ def _read_reviews(path):
     raise NotusError(f"{path}: unsupported file type {p.suffix or '(none)'}; use .parquet, .jsonl or a dataset folder.")
 
 # %% ../nbs/05_review.ipynb #f7a276f5
+MODEL_REVIEW = 'model_review.parquet'   # a run's training pairs ranked by the trained model's disagreement (`notus review score RUN`)
+
 def review_push_cli(
-    input:str,                   # pairs: a file, folder or hub id in any layout notus.pairs reads
+    input:str|None=None,         # pairs: a file, folder or hub id in any layout notus.pairs reads
     name:str='notus-review',     # Argilla dataset name
     top:int|None=None,           # only the `top` most doubtful pairs
     critiques:str|None=None,     # UltraFeedback rows the pairs came from ('bundled': the bundled sample), for GPT-4's critiques
@@ -590,8 +594,13 @@ def review_push_cli(
     min_submitted:int=1,         # answers needed per record (for a new dataset)
     workspace:str|None=None,     # Argilla workspace (default: the first one)
     api_url:str|None=None,       # server address (default: $ARGILLA_API_URL; the key comes from $ARGILLA_API_KEY)
+    from_run:str|None=None,      # instead of pairs: a run folder scored by notus review score (its training pairs, the model's doubts first)
 )->dict:
     "Push pairs to Argilla for review, most doubtful first."
+    if (input is None) == (from_run is None): raise NotusError("give the pairs to push, or a run folder with --from-run (one of the two).")
+    if from_run is not None:
+        input = Path(from_run)/MODEL_REVIEW
+        if not input.exists(): raise NotusError(f"{from_run} holds no {MODEL_REVIEW}; score the run's training pairs first: notus review score {from_run}.")
     if top is not None and top < 1: raise NotusError(f"--top must be 1 or more, not {top}.")
     if min_submitted < 1: raise NotusError(f"--min-submitted must be 1 or more, not {min_submitted}.")
     p = _read_one(input, split)
