@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from .core import NotusError, Accounting
+from .adapters import adapt_table, read_adapted
 
 # %% auto #0
 __all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'DROP_REASONS', 'DATA_SUFFIXES', 'JSON_BLOCK_BYTES',
@@ -255,6 +256,7 @@ def _from_rows(rows:list, row0:int, what:str, need=(), repaired=())->_Piece:
 # %% ../nbs/00_data.ipynb #2f8c841e
 def _from_arrow(table:pa.Table, row0:int, what:str, need=())->_Piece:
     "Rows already in Arrow: conformed in Arrow, or (on `SchemaMismatch`) through the row-by-row path; `need`: columns the table must have."
+    table = adapt_table(table)   # HelpSteer2 or Nectar rows become UltraFeedback rows (notus.adapters); other tables are unchanged
     if need and (table.num_rows or table.num_columns): _check_columns(table.column_names, what, need)
     try: return _Piece(conform_table(table), np.arange(row0, row0 + table.num_rows), table.num_rows)
     except SchemaMismatch:
@@ -416,6 +418,7 @@ def _read_parquet(path:Path, need=REQUIRED_COLUMNS)->list:
 def _read_file(path:Path, need=REQUIRED_COLUMNS)->list:
     "Pieces of one file; `need`: the columns it must have."
     suf = path.suffix.lower()
+    if suf in ('.jsonl', '.json') and (t := read_adapted(path)) is not None: return [_from_arrow(t, 0, str(path), need)]   # HelpSteer2/Nectar JSON, read whole
     if suf == '.parquet': return _read_parquet(path, need)
     if suf in ('.jsonl', '.json'): return _read_json(path, need)
     _fail(f"{path}: unsupported file type {suf or '(none)'}; use .parquet, .jsonl, .json or a dataset folder.")
