@@ -212,6 +212,9 @@ class TrainResult:
     sample:str|None=None           # the reloaded model's answer to the sample prompt
     history:list=field(default_factory=list)   # the trainer's log history
     recipe:Recipe|None=None
+    world_size:int=1               # processes that trained together (1 without a launcher)
+    global_batch_size:int|None=None  # pairs per optimizer step: per-device batch x accumulation x world_size
+    distributed:str='NO'           # accelerate's distributed type of the run (NO, MULTI_CPU, MULTI_GPU, FSDP, DEEPSPEED)
 
     @property
     def accuracy(self)->float|None: return self.metrics.get('eval_rewards/accuracies')
@@ -221,13 +224,17 @@ class TrainResult:
     def load(cls, output_dir, recipe:Recipe|None=None)->TrainResult:
         "The record of the finished run in `output_dir` (its `notus_train.json`)."
         d = json.loads((Path(output_dir)/'notus_train.json').read_text())
-        return cls(Path(output_dir), d['metrics'], d['global_step'], d['steps_this_run'], d.get('resumed_from'), d.get('sample'), recipe=recipe)
+        return cls(Path(output_dir), d['metrics'], d['global_step'], d['steps_this_run'], d.get('resumed_from'), d.get('sample'), recipe=recipe,
+                   world_size=d.get('world_size', 1), global_batch_size=d.get('global_batch_size'), distributed=d.get('distributed', 'NO'))
     def to_dict(self)->dict:
         return {'recipe': self.recipe.name if self.recipe else None, 'output_dir': str(self.output_dir), 'metrics': self.metrics,
                 'global_step': self.global_step, 'steps_this_run': self.steps_this_run, 'resumed_from': self.resumed_from,
-                'sample': self.sample}
+                'sample': self.sample, 'world_size': self.world_size, 'global_batch_size': self.global_batch_size,
+                'distributed': self.distributed}
     def __str__(self):
         s = f"{self.recipe.name if self.recipe else 'run'}: {self.global_step} steps"
+        if self.global_batch_size: s += f" of global batch {self.global_batch_size}"
+        s += f" on {self.world_size} process{'es' if self.world_size > 1 else ''}"
         if self.resumed_from: s += f" ({self.steps_this_run} after resuming from {Path(self.resumed_from).name})"
         if self.accuracy is not None:
             s += f"; held-out reward accuracy {self.accuracy:.3f}, margin {self.margin:.3f} on {self.metrics.get('eval_pairs')} pairs"
@@ -326,6 +333,30 @@ def _check_folder(out:Path, recipe:Recipe, ckpt:str|None)->bool:
                          + ("" if finished else "resume it with the same settings, or ") + "start over with --fresh or another output folder.")
     return finished
 
+def _distributed(args)->tuple:
+    "`(rank, world_size)` of this process. Under a launcher this starts the process group (TrainingArguments' own setup, `ddp_timeout` bounds every wait)."
+    args.device                            # transformers' _setup_devices: accelerate's PartialState(cpu=use_cpu, timeout=ddp_timeout)
+    from accelerate import PartialState
+    st = PartialState()
+    return st.process_index, st.num_processes
+
+def _barrier(world:int):
+    "Wait for every process (nothing with one process)."
+    if world > 1:
+        from accelerate import PartialState
+        PartialState().wait_for_everyone()
+
+def _read_prepared(out:Path, tokenizer=None)->tuple:
+    "The pairs and tokenizer the main process prepared and wrote to `out` (the other processes' data step)."
+    import datasets, pyarrow.parquet as pq
+    from transformers import AutoTokenizer
+    keep = ['prompt', 'chosen', 'rejected']
+    read = lambda p: datasets.Dataset(pq.read_table(p, columns=keep)) if p.exists() else None
+    tr, te = read(out/TRAIN_PAIRS), read(out/HELDOUT)
+    if tr is None: raise NotusError(f"{out/TRAIN_PAIRS} is missing: the main process did not finish the data step.")
+    dd = datasets.DatasetDict({'train_prefs': tr, 'test_prefs': te if te is not None else datasets.Dataset(tr.data.table.slice(0, 0))})
+    return dd, tokenizer or AutoTokenizer.from_pretrained(str(out))
+
 def train(
     recipe,                          # a `Recipe`, a recipe file or name ('tiny-cpu'), or a dict of sections
     pairs=None,                      # pairs instead of the recipe's data source (any layout): DatasetDict(train_prefs, test_prefs), (train, test), or a Dataset to split
@@ -345,8 +376,10 @@ def train(
     if output_dir is not None: args.output_dir = str(output_dir)
     out = Path(args.output_dir)
     if recipe.launch.torch_threads: torch.set_num_threads(recipe.launch.torch_threads)
-    world = int(os.environ.get('WORLD_SIZE', '1'))
-    if world != recipe.launch.num_processes:
+    rank, world = _distributed(args)
+    main = rank == 0
+    _barrier(world)                  # the main process's --fresh deletion is done before any process looks at the folder
+    if main and world != recipe.launch.num_processes:
         warnings.warn(f"recipe {recipe.name} was written for {recipe.launch.num_processes} process(es) and runs on {world}: the "
                       f"global batch is {recipe.global_batch_size(world)}, not {recipe.global_batch_size()}.")
     if model is not None and tokenizer is None: raise NotusError("pass the tokenizer that goes with the given model.")
@@ -354,17 +387,21 @@ def train(
     if resume and _check_folder(out, recipe, ckpt):
         print(f"notus train: {out} holds the finished run of this recipe; nothing to do (--fresh starts over)")
         return TrainResult.load(out, recipe)
-    dd, counts = prepare_pairs(recipe.data, pairs)
-    if int(os.environ.get('RANK', '0')) == 0:
+    counts = None
+    if main:                         # the data step runs once, in the main process, which alone writes files
+        dd, counts = prepare_pairs(recipe.data, pairs)
         out.mkdir(parents=True, exist_ok=True)
         with atomic_path(out/'recipe.yaml') as tmp: Path(tmp).write_text(recipe.to_yaml())
-    tokenizer = tokenizer or load_tokenizer(recipe, tokenizer_texts(dd['train_prefs']) if recipe.is_tiny else None)
-    check_chat_template(tokenizer)
-    if recipe.data.max_prompt_length:
-        dd = type(dd)({k: truncate_prompts(v, tokenizer, recipe.data.max_prompt_length, args.max_length) for k, v in dd.items()})
+        tokenizer = tokenizer or load_tokenizer(recipe, tokenizer_texts(dd['train_prefs']) if recipe.is_tiny else None)
+        check_chat_template(tokenizer)
+        if recipe.data.max_prompt_length:
+            dd = type(dd)({k: truncate_prompts(v, tokenizer, recipe.data.max_prompt_length, args.max_length) for k, v in dd.items()})
+        if len(dd['test_prefs']): write_pairs(dd['test_prefs'], out/HELDOUT)
+        write_pairs(dd['train_prefs'], out/TRAIN_PAIRS)
+        if world > 1: tokenizer.save_pretrained(str(out))
+    _barrier(world)                  # the other processes wait for it, then read what it wrote
+    if not main: dd, tokenizer = _read_prepared(out, tokenizer)
     has_eval = len(dd['test_prefs']) > 0
-    if has_eval and int(os.environ.get('RANK', '0')) == 0: write_pairs(dd['test_prefs'], out/HELDOUT)
-    if int(os.environ.get('RANK', '0')) == 0: write_pairs(dd['train_prefs'], out/TRAIN_PAIRS)
     keep = ['prompt', 'chosen', 'rejected']
     dd = type(dd)({k: v.select_columns([c for c in keep if c in v.column_names]) for k, v in dd.items()})
     if model is None: model = load_model(recipe, tokenizer)
@@ -376,6 +413,9 @@ def train(
                          peft_config=recipe.peft_config(), callbacks=[counter, *(callbacks or [])])
     from transformers.trainer_callback import PrinterCallback
     trainer.remove_callback(PrinterCallback)   # without progress bars it prints every log as a dict; they are in trainer_state.json
+    kind = str(trainer.accelerator.distributed_type).split('.')[-1]
+    if main and os.environ.get('ACCELERATE_USE_FSDP', '').lower() == 'true' and kind != 'FSDP':
+        warnings.warn(f"the launcher asked for FSDP, but accelerate applies FSDP on GPUs only: this run trains with {kind} (plain data parallel).")
     if ckpt: print(f"notus train: resuming the unfinished run in {out} from {Path(ckpt).name}")
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message=TRL_FUTURE_WARNING, category=FutureWarning)
@@ -395,7 +435,8 @@ def train(
     sample = None
     if sample_prompt and trainer.is_world_process_zero() and not recipe.uses_peft:
         sample = generate_reply(out, sample_prompt)
-    result = TrainResult(out, metrics, trainer.state.global_step, counter.n, ckpt, sample, trainer.state.log_history, recipe)
+    result = TrainResult(out, metrics, trainer.state.global_step, counter.n, ckpt, sample, trainer.state.log_history, recipe,
+                         world, recipe.global_batch_size(world), kind)
     if trainer.is_world_process_zero():
         with atomic_path(out/'notus_train.json') as tmp: Path(tmp).write_text(json.dumps(result.to_dict(), indent=2, default=str))
     return result
@@ -458,7 +499,7 @@ def train_cli(
     r = load_recipe(recipe, override)
     src = r.data.source if r.data.source not in (None, '', 'bundled') else None
     out = check_output(output or r.training.output_dir, [src, r.path], None, 'output folder')
-    if fresh and out.exists():
+    if fresh and out.exists() and int(os.environ.get('RANK', '0')) == 0:      # under a launcher, the main process alone deletes
         if not _is_run_dir(out): raise NotusError(f"{out} does not look like a notus run folder; refusing to delete it with --fresh.")
         shutil.rmtree(out)
     res = train(r, output_dir=out, resume=True)
