@@ -20,6 +20,7 @@ __all__ = ['VERBS', 'EXTRAS', 'QUIET_WARNINGS', 'LOCAL_HINT', 'load_error', 'loa
 VERBS = {
     'validate': 'notus.data:validate_cli',
     'generate-data': 'notus.synthetic:generate_data_cli',
+    'convert': 'notus.adapters:convert_cli',
     'analyze': 'notus.analyze:analyze_cli',
     'mismatch': 'notus.mismatch:mismatch_cli',
     'binarize': 'notus.curate:binarize_cli',
