@@ -16,7 +16,8 @@ from .data import completions_frame, load_ultrafeedback, validate_ultrafeedback,
 from .binarize import (STRATEGIES, SPLITS, binarize, check_pairs, compare_choices, output_paths, report_path,
                             split_pairs, test_rows, to_flat, write_outputs, aspect_weights)
 from .pairs import read_pairs, write_pairs
-from .clean import clean_pairs, bench_names
+from .clean import clean_pairs, bench_names, load_benchmark_prompts
+from .card import write_card
 
 if TYPE_CHECKING: import datasets
 
@@ -178,8 +179,8 @@ def _comparison(pipe:Pipeline, strategy:str, seed:int)->dict:
     if strategy in ('overall_score', 'all_pairs'): return {'share_chosen_differs': 0.0, 'n_compared': 0, 'by_source': []}
     return compare_choices(pipe.cf, strategy, 'overall_score', seed, n_examples=0).to_dict()
 
-def _write_curated(pipe:Pipeline, report:dict, out:Path, rfile:Path|None, analysis:bool, step, t0:float):
-    "Write the splits, the analysis, report.json and report.md into `out` (and the extra report) as one set."
+def _write_curated(pipe:Pipeline, report:dict, out:Path, rfile:Path|None, analysis:bool, step, t0:float, card:dict|None=None):
+    "Write the splits, the analysis, the dataset card, report.json and report.md into `out` (and the extra report) as one set."
     with atomic_paths([out] + ([rfile] if rfile else [])) as tmps:   # the folder (and the extra report) appear whole
         tmp = tmps[0]; tmp.mkdir()
         for k, v in pipe.pairs.items(): write_pairs(v, tmp/f'{k}.parquet')
@@ -188,6 +189,7 @@ def _write_curated(pipe:Pipeline, report:dict, out:Path, rfile:Path|None, analys
         if callable(write_analysis):
             report['analysis'] = str(out/Path(write_analysis(pipe.rows, tmp/'analysis', validation=pipe.reports['validation'])).relative_to(tmp))
         elif analysis: report['analysis_skipped'] = write_analysis
+        write_card(report, tmp, rows=pipe.rows, **(card or {})); report['card'] = str(out/'README.md')
         step('reported')
         report['seconds'] = round(time.time() - t0, 2)
         text = json.dumps(report, indent=2, default=str)
@@ -206,6 +208,7 @@ def curate(
     analysis:bool=True,             # also write the analysis report (plots, suspicious records)
     progress:bool|None=None,        # progress bar
     json_report:str|Path|None=None, # also write the report JSON here (together with the folder)
+    license:str|None=None,          # the dataset card's license (None: inherited, see `notus.card.card_license`)
 )->dict:
     "Validate, binarize, clean, compare, split and write; returns the report as a dict."
     from tqdm.auto import tqdm
@@ -222,7 +225,8 @@ def curate(
     report = {'input': str(source or 'bundled sample'), **pipe.to_dict(), 'splits': pipe.reports['split'],
               'comparison': _comparison(pipe, strategy, seed), 'files': {k: str(out/f'{k}.parquet') for k in pipe.pairs}}
     report.pop('split'); step('compared')
-    _write_curated(pipe, report, out, rfile, analysis, step, t0)
+    bench = {k: load_benchmark_prompts(v) if isinstance(v, (str, Path)) else list(v) for k, v in (benchmarks or {}).items()}
+    _write_curated(pipe, report, out, rfile, analysis, step, t0, card={'license': license, 'benchmarks': bench or None})
     bar.close()
     return report
 
@@ -235,6 +239,7 @@ def _curate_lines(r:dict, output:str)->list:
              f"clean: {c['rows_in']} -> {c['rows_out']} pairs {_reasons(c['dropped_by_reason'])}",
              f"chosen differs from overall_score on {r['comparison']['share_chosen_differs']:.1%} of prompts", f"wrote in {r['seconds']} s:"]
     lines += [f"  {o/f'{k}.parquet'} ({n} pairs)" for k, n in r['splits'].items()] + [f"  {o/'report.md'}", f"  {o/'report.json'}"]
+    if 'card' in r: lines.append(f"  {o/'README.md'}   # dataset card: load_dataset('{o}') reads it")
     if 'analysis' in r:
         page = o/Path(r['analysis']).relative_to(Path(r['analysis']).parents[1])
         lines.append(f"  {page.with_suffix('.html') if page.with_suffix('.html').exists() else page}   # plots and suspicious records")
@@ -251,10 +256,11 @@ def curate_cli(
     benchmark:list|None=None,       # benchmark prompt files to decontaminate against (AlpacaEval JSON, MT-Bench JSONL, ...)
     analysis:bool=True,             # write the analysis pages (plots, suspicious records)
     json_report:str|None=None,      # also write the report JSON here (together with the folder)
+    license:str|None=None,          # license in the dataset card (default: inherited from UltraFeedback, MIT)
 )->dict:
-    "Curate UltraFeedback the Notus way: a DPO-ready dataset with a report."
+    "Curate UltraFeedback the Notus way: a DPO-ready dataset with a report and a dataset card."
     r = curate(input, output, strategy, seed, test_size, bench_names(benchmark) if benchmark else None, analysis,
-               json_report=json_report)
+               json_report=json_report, license=license)
     print('\n'.join(_curate_lines(r, output)))
     return r
 
