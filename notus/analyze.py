@@ -12,6 +12,7 @@ from .data import NotusError, ValidationReport, completions_frame, load_ultrafee
 from .report import write_report
 from .analysis import analysis_sections
 from .mismatch import input_rows, mismatch_sections
+from .judge import judge_section, load_checked
 
 # %% auto #0
 __all__ = ['validation_section', 'analysis_report', 'analyze_cli']
@@ -38,6 +39,7 @@ def analysis_report(
     progress:bool=False,  # show a progress bar
     validation:ValidationReport|None=None, # from `load_ultrafeedback`: a first section, and input rows in the records
     cf:pd.DataFrame|None=None, # the rows' `completions_frame` (with `text=True` for the mismatch sections), when already built
+    findings:list|None=None, # from `notus.judge.load_checked`: a section on the judge's outputs after the validation section
 )->Path:
     "Write tables (CSV/JSON), plots (PNG) and a one-page report.md (and .html) to `out_dir`; returns report.md."
     from tqdm.auto import tqdm
@@ -47,6 +49,7 @@ def analysis_report(
         bar.update()
         if len(cf) == 0: raise NotusError("the dataset has no valid rows to analyse (every row was dropped by validation).")
         sections = [validation_section(validation)] if validation is not None else []
+        if findings is not None: sections.append(judge_section(findings))
         sections += analysis_sections(cf, out_dir, bar)
         if mismatch:
             rows = input_rows(validation, len(ds)) if validation is not None else None
@@ -67,10 +70,11 @@ def analyze_cli(
     import matplotlib
     matplotlib.use('Agg')
     if top < 0: raise NotusError(f"--top must be 0 or more, not {top}.")
-    ds, rep = load_ultrafeedback(input, split=split)
+    ds, rep, findings = load_checked(input, split=split)
     print(f"validation: {rep.rows_kept} of {rep.rows_in} rows kept, {rep.rows_dropped} dropped"
           + (f" ({', '.join(f'{k} {v}' for k, v in sorted(rep.counts.items()))})" if rep.rows_dropped else ''))
-    p = analysis_report(ds, output, mismatch=mismatch, top=top, html=html, progress=True, validation=rep)
+    print(f"judge checks: {len(findings)} findings" + (f" ({', '.join(sorted({f['check'] for f in findings}))})" if findings else ''))
+    p = analysis_report(ds, output, mismatch=mismatch, top=top, html=html, progress=True, validation=rep, findings=findings)
     print(f"report: {p}" + (f"\n        {p.with_suffix('.html')}" if html else ''))
-    return {'input': str(input or 'bundled sample'), 'validation': rep.to_dict(ids=False),
+    return {'input': str(input or 'bundled sample'), 'validation': rep.to_dict(ids=False), 'findings': findings,
             'report': str(p), 'html': str(p.with_suffix('.html')) if html else None, 'output': str(output)}
