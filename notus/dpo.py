@@ -408,9 +408,13 @@ def train(
     args.model_init_kwargs = model_init_kwargs(recipe) if isinstance(model, (str, Path)) else None
     if isinstance(model, Path): model = str(model)
     counter = _step_counter()
-    trainer = DPOTrainer(model=model, ref_model=reference_model(model, recipe), args=args, train_dataset=dd['train_prefs'],
+    trainer_cls, cache_kw = DPOTrainer, {}
+    if recipe.launch.reference_cache:       # reference log-probs looked up per sequence, only the missing ones computed
+        from notus.refcache import cached_dpo_trainer
+        trainer_cls, cache_kw = cached_dpo_trainer(), {'reference_cache': recipe.launch.reference_cache}
+    trainer = trainer_cls(model=model, ref_model=reference_model(model, recipe), args=args, train_dataset=dd['train_prefs'],
                          eval_dataset=dd['test_prefs'] if has_eval else None, processing_class=tokenizer,
-                         peft_config=recipe.peft_config(), callbacks=[counter, *(callbacks or [])])
+                         peft_config=recipe.peft_config(), callbacks=[counter, *(callbacks or [])], **cache_kw)
     from transformers.trainer_callback import PrinterCallback
     trainer.remove_callback(PrinterCallback)   # without progress bars it prints every log as a dict; they are in trainer_state.json
     kind = str(trainer.accelerator.distributed_type).split('.')[-1]
@@ -423,6 +427,9 @@ def train(
         trainer.save_model(str(out))
         metrics = {f'train_{k}' if not k.startswith('train') else k: v for k, v in res.metrics.items()}
         metrics['train_pairs'] = len(dd['train_prefs'])
+        if getattr(trainer, 'ref_cache_stats', None):
+            from notus.refcache import cache_totals
+            metrics.update({f'reference_{k}': v for k, v in cache_totals(trainer.ref_cache_stats).items()})
         trainer.save_metrics('train', metrics)
         if has_eval:
             ev = {**trainer.evaluate(), 'eval_pairs': len(dd['test_prefs'])}
