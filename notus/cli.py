@@ -18,7 +18,7 @@ __all__ = ['VERBS', 'EXTRAS', 'QUIET_WARNINGS', 'LOCAL_HINT', 'load_error', 'loa
 
 # %% ../nbs/09_cli.ipynb #3efe470e
 VERBS = {
-    'validate': 'notus.data:validate_cli',
+    'validate': 'notus.judge:validate_cli',
     'generate-data': 'notus.synthetic:generate_data_cli',
     'convert': 'notus.adapters:convert_cli',
     'analyze': 'notus.analyze:analyze_cli',
