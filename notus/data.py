@@ -18,11 +18,11 @@ from .adapters import adapt_table, read_adapted
 # %% auto #0
 __all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'DROP_REASONS', 'DATA_SUFFIXES', 'JSON_BLOCK_BYTES',
            'LOCAL_COPY_HINT', 'NotUltraFeedbackError', 'InvalidRowError', 'ultrafeedback_features',
-           'ultrafeedback_schema', 'sample_path', 'is_ultrafeedback', 'arrow_table', 'prompt_id', 'SchemaMismatch',
-           'conform_table', 'check_row', 'normalize_row', 'hub_offline', 'hub_reachable', 'load_hub', 'data_files',
-           'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'list_starts', 'take_values',
-           'struct_field', 'rating_accepted', 'score_accepted', 'keep_rows', 'validate_table', 'validate_ultrafeedback',
-           'load_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
+           'ultrafeedback_schema', 'sample_path', 'is_ultrafeedback', 'arrow_table', 'as_dataset', 'prompt_id',
+           'SchemaMismatch', 'conform_table', 'check_row', 'normalize_row', 'hub_offline', 'hub_reachable', 'load_hub',
+           'data_files', 'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'list_starts',
+           'take_values', 'struct_field', 'rating_accepted', 'score_accepted', 'keep_rows', 'validate_table',
+           'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
 
 # %% ../nbs/00_data.ipynb #e209233c
 ASPECTS = ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']
@@ -84,6 +84,16 @@ def arrow_table(
         return t if data._indices is None else t.take(data._indices.column(0))
     if isinstance(data, pd.DataFrame): return pa.Table.from_pandas(data, preserve_index=False)
     raise NotusError(f"expected a datasets.Dataset, a pyarrow.Table, a DataFrame or a dict of columns, not {type(data).__name__}.")
+
+# %% ../nbs/00_data.ipynb #04ed88a6
+def as_dataset(
+    table:pa.Table,              # the rows
+    fingerprint:str|None=None,   # datasets' fingerprint (default: a random one)
+):
+    "A `datasets.Dataset` around `table` without copying it, with a random fingerprint unless one is given: datasets would otherwise hash every byte of the table (seconds per GB)."
+    import datasets
+    from datasets.fingerprint import generate_random_fingerprint
+    return datasets.Dataset(table, fingerprint=fingerprint or generate_random_fingerprint())
 
 # %% ../nbs/00_data.ipynb #04ed88a5
 def prompt_id(text:str)->str:
