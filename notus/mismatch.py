@@ -18,9 +18,9 @@ from .binarize import Comparison, compare_choices, select_pairs
 # %% auto #0
 __all__ = ['BANDS', 'REVIEW_COLUMNS', 'FLAG_BANDS', 'RECORD_COLUMNS', 'critique_negativity', 'score_suspicion',
            'detector_quality', 'inflated_chosen', 'overall_score_bands', 'replace_overall_score', 'ScoreFix',
-           'fix_overall_score', 'flag_bands', 'band_counts', 'input_rows', 'suspicion_reasons', 'suspicious_records',
-           'attach_suspicion', 'plot_disagreement', 'plot_suspicion', 'mismatch_summary', 'mismatch_sections',
-           'mismatch_cli']
+           'score_fix', 'fix_overall_score', 'flag_bands', 'band_counts', 'input_rows', 'suspicion_reasons',
+           'suspicious_records', 'attach_suspicion', 'plot_disagreement', 'plot_suspicion', 'mismatch_summary',
+           'mismatch_sections', 'mismatch_cli']
 
 # %% ../nbs/03a_mismatch.ipynb #4e8563db
 _NEG_WORDS = (r"incorrect|inaccurate|unhelpful|irrelevant|wrong|fail(?:s|ed|ing)?|ignor(?:e|es|ed|ing)|misleading|"
@@ -106,22 +106,25 @@ def replace_overall_score(
     scores,             # new overall_score per completion, in `completions_frame` order
 ):
     "A copy of `ds` (same type and schema) with `completions[].overall_score` replaced by `scores`."
-    import datasets
     table = arrow_table(ds)
-    col = table.column('completions').combine_chunks()
-    flat = pc.list_flatten(col)
+    col = table.column('completions')
     scores = np.asarray(scores, float)
-    if len(scores) != len(flat): raise NotusError(f"expected {len(flat)} scores (one per completion), got {len(scores)}.")
-    st = flat.type
-    children = flat.flatten()
-    i = st.get_field_index('overall_score')
-    children[i] = pa.array(scores, pa.float64()).cast(st.field(i).type)
-    mask = flat.is_null() if flat.null_count else None
-    new_flat = pa.StructArray.from_arrays(children, fields=list(st), mask=mask)
-    offsets = pc.subtract(col.offsets, col.offsets[0])
-    new_col = type(col).from_arrays(offsets, new_flat, type=col.type, mask=col.is_null() if col.null_count else None)
+    n = int(pc.sum(pc.list_value_length(col)).as_py() or 0)
+    if len(scores) != n: raise NotusError(f"expected {n} scores (one per completion), got {len(scores)}.")
+    chunks, at = [], 0
+    for c in col.chunks:            # chunk by chunk: the other fields are reused, not copied
+        flat = pc.list_flatten(c)
+        st, children = flat.type, flat.flatten()
+        i = st.get_field_index('overall_score')
+        children[i] = pa.array(scores[at:at + len(flat)], pa.float64()).cast(st.field(i).type); at += len(flat)
+        new_flat = pa.StructArray.from_arrays(children, fields=list(st), mask=flat.is_null() if flat.null_count else None)
+        chunks.append(type(c).from_arrays(pc.subtract(c.offsets, c.offsets[0]), new_flat, type=c.type, mask=c.is_null() if c.null_count else None))
+    new_col = pa.chunked_array(chunks, col.type)
     out = table.set_column(table.schema.get_field_index('completions'), table.schema.field('completions'), new_col)
-    return datasets.Dataset(out, info=ds.info.copy()) if hasattr(ds, 'data') else out
+    if not hasattr(ds, 'data'): return out
+    import datasets
+    from datasets.fingerprint import generate_random_fingerprint
+    return datasets.Dataset(out, info=ds.info.copy(), fingerprint=generate_random_fingerprint())
 
 # %% ../nbs/03a_mismatch.ipynb #ad0fcee8
 @dataclass
@@ -138,16 +141,15 @@ class ScoreFix:
 # %% ../nbs/03a_mismatch.ipynb #af32e505
 REVIEW_COLUMNS = ['prompt_idx', 'completion_idx', 'prompt_id', 'source', 'model', *ASPECTS, 'mean_rating', 'overall_score', 'band']
 
-def fix_overall_score(
-    ds,                       # UltraFeedback rows (`datasets.Dataset`)
+def score_fix(
+    cf:pd.DataFrame,          # `completions_frame(ds, text=True)` (the critiques go into the review list)
     bug_score:float=10.0,     # the value the parser wrote for a critique score of 1
     low_max:float=2.0,        # mean rating <= this: set to `low_value`
     review_max:float=4.0,     # low_max < mean rating <= this: listed for review, unchanged
     low_value:float=1.0,      # the repaired score of the inflated band
     rescored:pd.DataFrame|None=None, # new scores for reviewed completions: prompt_idx, completion_idx, overall_score
-):
-    "Repair `overall_score` as upstream did; returns `(dataset in the same schema, ScoreFix)`."
-    cf = completions_frame(ds, text=True)
+)->tuple:
+    "The upstream repair on a completions frame: `(new overall_score per completion, ScoreFix)`."
     band = overall_score_bands(cf, bug_score, low_max, review_max)
     new = cf.overall_score.to_numpy(float).copy()
     new[(band == 'inflated').to_numpy()] = low_value
@@ -166,7 +168,21 @@ def fix_overall_score(
         done = pd.MultiIndex.from_arrays([rescored.prompt_idx, rescored.completion_idx])
         rev = rev[~pd.MultiIndex.from_arrays([rev.prompt_idx, rev.completion_idx]).isin(done)]
     review = score_suspicion(rev)[REVIEW_COLUMNS + ['suspicion', 'critique']].sort_values('suspicion', ascending=False)
-    return replace_overall_score(ds, new), ScoreFix(counts, changed, review.reset_index(drop=True))
+    return new, ScoreFix(counts, changed, review.reset_index(drop=True))
+
+def fix_overall_score(
+    ds,                       # UltraFeedback rows (`datasets.Dataset`)
+    bug_score:float=10.0,     # the value the parser wrote for a critique score of 1
+    low_max:float=2.0,        # mean rating <= this: set to `low_value`
+    review_max:float=4.0,     # low_max < mean rating <= this: listed for review, unchanged
+    low_value:float=1.0,      # the repaired score of the inflated band
+    rescored:pd.DataFrame|None=None, # new scores for reviewed completions: prompt_idx, completion_idx, overall_score
+    cf:pd.DataFrame|None=None,       # `completions_frame(ds, text=True)`, when already computed
+):
+    "Repair `overall_score` as upstream did; returns `(dataset in the same schema, ScoreFix)`."
+    cf = completions_frame(ds, text=True) if cf is None or 'critique' not in cf else cf
+    new, fix = score_fix(cf, bug_score, low_max, review_max, low_value, rescored)
+    return replace_overall_score(ds, new), fix
 
 # %% ../nbs/03a_mismatch.ipynb #7950af03
 FLAG_BANDS = ['inflated', 'review', 'other']
@@ -323,8 +339,8 @@ def mismatch_summary(ds, cf:pd.DataFrame|None=None, seed:int=42, **kwargs)->dict
     "Everything the mismatch report says, as plain objects: disagreement, fix, bands, scored frame."
     cf = completions_frame(ds, text=True) if cf is None or 'critique' not in cf else cf
     scored = score_suspicion(cf, **kwargs)
-    fixed, fix = fix_overall_score(ds)
-    before, after = compare_choices(cf, seed=seed, n_examples=0), compare_choices(completions_frame(fixed), seed=seed, n_examples=0)
+    new, fix = score_fix(cf)
+    before, after = compare_choices(cf, seed=seed, n_examples=0), compare_choices(cf.assign(overall_score=new), seed=seed, n_examples=0)
     return {'scored': scored, 'fix': fix, 'before': before, 'after': after, 'bands': band_counts(flag_bands(scored)),
             'chosen': {s: inflated_chosen(scored, s, seed) for s in ('overall_score', 'mean_rating')}}
 
