@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
 from .core import Accounting, NotusError
 from .pairs import message_text
-from .data import one_chunk
+from .data import one_chunk, as_dataset
 
 # %% auto #0
-__all__ = ['STEPS', 'StepReport', 'CleanReport', 'user_text', 'normalize_texts', 'normalize', 'drop_degenerate', 'tie_mask',
-           'drop_ties', 'contamination', 'load_benchmark_prompts', 'decontaminate', 'drop_sources',
+__all__ = ['STEPS', 'StepReport', 'CleanReport', 'user_text', 'normalize_texts', 'normalize', 'same_text', 'drop_degenerate',
+           'tie_mask', 'drop_ties', 'contamination', 'load_benchmark_prompts', 'decontaminate', 'drop_sources',
            'near_duplicate_groups', 'dedupe', 'clean_pairs', 'bench_names', 'clean_cli']
 
 # %% ../nbs/04_clean.ipynb #6eb296f2
@@ -84,8 +84,8 @@ def _table(pairs)->pa.Table:
 def _like(pairs, table:pa.Table):
     "`table` in the type of `pairs`: a table stays a table, anything else becomes a `datasets.Dataset`."
     if isinstance(pairs, pa.Table): return table
-    import datasets
-    return datasets.Dataset(table)
+    from notus.data import as_dataset
+    return as_dataset(table)
 
 def _apply(table:pa.Table, step:str, reasons:dict, note:str='')->tuple:
     "Filter `table` by the masks in `reasons` (reason -> bool per row, first reason wins); return (table, StepReport)."
@@ -173,6 +173,24 @@ def _answer(t:pa.Table, col:str)->pa.Array:
     "Text of the last message of `chosen` or `rejected` (null for a pair without one)."
     return pa.array(message_text(t.column(col), 'last'), pa.string())
 
+def _squash(a): return pc.replace_substring_regex(a, r'\s+', ' ')
+
+def same_text(
+    a:pa.Array,   # texts (no nulls)
+    b:pa.Array,   # texts to compare with, row by row
+    k:int=16,     # characters compared at each end before whole texts are
+)->np.ndarray:
+    "Row by row: are `a` and `b` the same text once every run of whitespace is one space? Whole texts are squashed only where their ends agree."
+    maybe = np.ones(len(a), bool)
+    for end in (slice(0, 4 * k), slice(-4 * k, None)):      # the squashed head (tail) of a text is the head (tail) of the squashed text
+        x, y = [_squash(pc.utf8_slice_codeunits(t, end.start, end.stop)) for t in (a, b)]
+        long = pc.and_(pc.greater_equal(pc.utf8_length(x), k), pc.greater_equal(pc.utf8_length(y), k))
+        cut = (lambda t: pc.utf8_slice_codeunits(t, 0, k)) if end.start == 0 else (lambda t: pc.utf8_slice_codeunits(t, -k))
+        maybe &= ~np.asarray(long, bool) | np.asarray(pc.equal(cut(x), cut(y)), bool)
+    out, idx = np.zeros(len(a), bool), pa.array(np.flatnonzero(maybe))
+    if len(idx): out[maybe] = np.asarray(pc.equal(_squash(a.take(idx)), _squash(b.take(idx))), bool)
+    return out
+
 def drop_degenerate(
     pairs,                  # preference pairs (`datasets.Dataset` or `pyarrow.Table`, internal layout)
     keep_empty:bool=False,  # keep pairs with an empty chosen or rejected answer
@@ -182,8 +200,7 @@ def drop_degenerate(
     ch, rj = [pc.utf8_trim_whitespace(pc.fill_null(_answer(t, c), '')) for c in ('chosen', 'rejected')]
     reasons = {} if keep_empty else {'empty_chosen': pc.equal(ch, '').to_numpy(zero_copy_only=False),
                                      'empty_rejected': pc.equal(rj, '').to_numpy(zero_copy_only=False)}
-    squash = lambda a: pc.replace_substring_regex(a, r'\s+', ' ')
-    reasons['identical_responses'] = pc.equal(squash(ch), squash(rj)).to_numpy(zero_copy_only=False)
+    reasons['identical_responses'] = same_text(ch, rj)
     kept, rep = _apply(t, 'drop_degenerate', reasons, note='empty answers kept' if keep_empty else '')
     return _like(pairs, kept), rep
 
@@ -482,9 +499,9 @@ def clean_pairs(
         if plan[step] is None:
             t, r = run[step](t); rep.add(r)
     rep.check()
-    if splits is None: return datasets.Dataset(t), rep
+    if splits is None: return as_dataset(t), rep
     tags = t.column('_split'); t = t.drop_columns(['_split'])
-    return datasets.DatasetDict({k: datasets.Dataset(t.filter(pc.equal(tags, k))) for k in splits}), rep
+    return datasets.DatasetDict({k: as_dataset(t.filter(pc.equal(tags, k))) for k in splits}), rep
 
 # %% ../nbs/04_clean.ipynb #5f925c3b
 def bench_names(paths:list)->dict:
