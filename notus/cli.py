@@ -27,7 +27,7 @@ VERBS = {
     'clean': 'notus.clean:clean_cli',
     'curate': 'notus.curate:curate_cli',
     'review': {'push': 'notus.review:review_push_cli', 'pull': 'notus.review:review_pull_cli',
-               'apply': 'notus.review:review_apply_cli'},
+               'apply': 'notus.review:review_apply_cli', 'score': 'notus.model_review:review_score_cli'},
     'train': 'notus.dpo:train_cli',
     'evaluate': 'notus.evaluate:evaluate_cli',
     'generate': 'notus.evaluate:generate_cli',
