@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
-from .data import ASPECTS, NotusError, completions_frame, arrow_table, flat_completions, struct_field, one_chunk, list_starts, take_values
+from .data import ASPECTS, NotusError, completions_frame, arrow_table, flat_completions, struct_field, one_chunk, list_starts, take_values, as_dataset
 from .core import Accounting, atomic_paths, check_output, check_count
 from .pairs import PAIRS_SUFFIXES, write_pairs
 
@@ -356,7 +356,7 @@ def to_flat(pairs)->datasets.Dataset:
     import datasets
     t = arrow_table(pairs)
     def text(c): return pc.struct_field(pc.list_element(t.column(c), 0), 'content')
-    return datasets.Dataset(pa.table({
+    return as_dataset(pa.table({
         'prompt_id': t.column('prompt_id'), 'source': t.column('source'), 'instruction': text('prompt'),
         'chosen_response': text('chosen'), 'chosen_avg_rating': t.column('chosen_rating'), 'chosen_model': t.column('chosen_model'),
         'rejected_response': text('rejected'), 'rejected_avg_rating': t.column('rejected_rating'),
@@ -391,8 +391,8 @@ def split_pairs(
     n_test = test_rows(test_size, len(uniq))
     order = np.argsort(uniform_draws(uniq, seed, salt=SALT_SPLIT), kind='stable')
     is_test = ids.isin(uniq[order[:n_test]]).to_numpy()
-    return datasets.DatasetDict({'train_prefs': datasets.Dataset(t.filter(pa.array(~is_test))),
-                                 'test_prefs': datasets.Dataset(t.filter(pa.array(is_test)))})
+    return datasets.DatasetDict({'train_prefs': as_dataset(t.filter(pa.array(~is_test))),
+                                 'test_prefs': as_dataset(t.filter(pa.array(is_test)))})
 
 # %% ../nbs/03_binarize.ipynb #c1f0a001
 def choice_frames(
