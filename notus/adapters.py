@@ -33,7 +33,7 @@ UF_LAYOUT = pa.schema([('source', _S), ('instruction', _S), ('models', pa.list_(
 SCHEMAS = ('helpsteer2', 'nectar')
 
 # %% ../nbs/00_d_adapters.ipynb #bfb5ad0e
-def _text(value:str, n:int)->pa.Array: return pa.array(np.full(n, value, object), _S)
+def _text(value:str, n:int)->pa.Array: return pa.repeat(pa.scalar(value, _S), n)
 
 def _empty_lists(n:int)->pa.Array: return pa.ListArray.from_arrays(pa.array(np.zeros(n + 1, np.int32)), pa.array([], _S))
 
