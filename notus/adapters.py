@@ -312,6 +312,7 @@ def adapt(
         raise NotusError(f"the input does not have {schema}'s columns ({need}); found: {', '.join(table.column_names[:8]) or 'none'}.")
     return from_helpsteer2(table, weights) if schema == 'helpsteer2' else from_nectar(table)
 
+# %% ../nbs/00_d_adapters.ipynb #aa8258d3
 def adapt_table(
     table:pa.Table,              # a table as read
     weights:str|dict|None=None,  # HelpSteer2's overall_score rule
@@ -345,6 +346,7 @@ def peek_columns(
     except ValueError: return None
     return list(row) if isinstance(row, dict) else None
 
+# %% ../nbs/00_d_adapters.ipynb #e84056e1
 def read_table(
     path:str|Path,   # a .parquet, .jsonl, .json, .jsonl.gz or .json.gz file
 )->pa.Table:
@@ -378,6 +380,7 @@ def read_table(
     try: return pa.Table.from_pylist(rows)
     except (pa.ArrowException, TypeError) as e: raise NotusError(f"{path}: a column mixes types Arrow cannot hold together ({e}).") from None
 
+# %% ../nbs/00_d_adapters.ipynb #418aecc3
 def read_adapted(
     path:str|Path,               # a file in any layout
     weights:str|dict|None=None,  # HelpSteer2's overall_score rule
@@ -406,6 +409,7 @@ def make_helpsteer2(
     response = [f'Answer {i} of quality {l}: ' + 'detail ' * int(v + 1) for i, l, v in zip(range(n), level, cols['verbosity'])]
     return pa.table({'prompt': pa.array(prompt, _S), 'response': response, **cols})
 
+# %% ../nbs/00_d_adapters.ipynb #3a8efda1
 def make_nectar(
     n_prompts:int=100,       # prompts
     seed:int=0,              # random seed
@@ -443,6 +447,7 @@ def write_table(
                     f.writelines(json.dumps(r, ensure_ascii=False, allow_nan=True) + '\n' for r in batch.to_pylist())
     return path
 
+# %% ../nbs/00_d_adapters.ipynb #8d8eb190
 def convert_cli(
     input:str,                   # HelpSteer2 or Nectar file (.parquet, .jsonl, .json, .jsonl.gz)
     output:str='ultrafeedback.parquet', # the UltraFeedback rows: .parquet or .jsonl
