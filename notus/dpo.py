@@ -495,14 +495,15 @@ def train_cli(
     "Train a model with DPO from a recipe (resumes an interrupted run, keeps a finished one)."
     from notus.core import check_output
     if check:
+        from notus.memory import launch_plan
         r = load_recipe(recipe, override, dry_run=not has_gpu())
         print(r)
-        if r.launch.accelerate_config:
-            print(f"multi-GPU: accelerate launch --config_file {(r.path.parent if r.path else Path('.'))/r.launch.accelerate_config} "
-                  f"\"$(which notus)\" train {r.path or recipe}")
+        plan = launch_plan(r)
+        print(plan)                 # launch command, processes, global batch, memory per GPU
         data = check_data(r.data)
         print(_data_line(data))
-        return {'recipe': r.name, 'valid': True, 'dry_run': r.dry_run, 'global_batch_size': r.global_batch_size(), 'data': data}
+        return {'recipe': r.name, 'valid': True, 'dry_run': r.dry_run, 'global_batch_size': r.global_batch_size(),
+                'plan': plan.to_dict(), 'data': data}
     r = load_recipe(recipe, override)
     src = r.data.source if r.data.source not in (None, '', 'bundled') else None
     out = check_output(output or r.training.output_dir, [src, r.path], None, 'output folder')
