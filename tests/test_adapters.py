@@ -154,3 +154,15 @@ def test_convert_refuses_ultrafeedback(tmp_path):
     from notus.data import sample_path
     r = notus('convert', sample_path(), '--output', tmp_path/'out.parquet')
     assert r.returncode == 2 and 'the input is ultrafeedback' in r.stderr, r.stderr
+
+def test_saved_dataset_folder_and_gzipped_json_lines(tmp_path):
+    "A HelpSteer2 dataset saved by datasets is adapted by the reader; the published .jsonl.gz is read by notus convert."
+    import datasets, gzip
+    raw = make_helpsteer2(15, seed=4)
+    datasets.Dataset(raw).save_to_disk(str(tmp_path/'saved'))
+    ds, rep = load_ultrafeedback(tmp_path/'saved')
+    assert (rep.rows_in, rep.rows_kept, len(ds)) == (15, 15, 15)
+    with gzip.open(tmp_path/'train.jsonl.gz', 'wt') as f: f.write(''.join(json.dumps(r) + '\n' for r in raw.to_pylist()))
+    r = notus('convert', tmp_path/'train.jsonl.gz', '--output', tmp_path/'uf.parquet')
+    assert r.returncode == 0, r.stderr
+    assert load_ultrafeedback(tmp_path/'uf.parquet')[1].rows_kept == 15
