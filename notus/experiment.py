@@ -19,7 +19,8 @@ __all__ = ['EXPERIMENT_STRATEGIES', 'Experiment', 'load_experiment', 'Experiment
 
 # %% ../nbs/08_experiment.ipynb #59893083
 EXPERIMENT_STRATEGIES = ('overall_score', 'overall_score_fixed', 'mean_rating', 'best_worst')
-_KEYS = {'name', 'description', 'smoke', 'data', 'strategies', 'fix', 'recipe', 'override', 'eval', 'output_dir', 'gpu_command'}
+_KEYS = {'name', 'description', 'smoke', 'data', 'strategies', 'fix', 'recipe', 'override', 'eval', 'output_dir', 'gpu_command',
+         'reference_cache'}
 _DATA_KEYS = {'source', 'synthetic', 'test_size', 'max_prompts', 'min_margin', 'seed'}
 
 @dataclass
@@ -36,6 +37,12 @@ class Experiment:
     smoke:bool=False
     description:str=''
     path:Path|None=None
+    reference_cache:bool|str=True  # cache reference log-probs per sequence across the runs (True: in output_dir; a folder; False: off)
+
+    def cache_dir(self)->Path|None:
+        "The folder of the reference log-prob cache the runs share (None when it is off)."
+        rc = self.reference_cache
+        return None if rc is False else self.output_dir/'reference_cache' if rc is True else Path(rc)
 
     def min_margin(self, strategy:str)->float:
         m = self.data.get('min_margin', 0.0)
@@ -74,8 +81,11 @@ def load_experiment(
         override = {f'{s}.{k}': v for s, kv in parse_overrides(override).items() for k, v in (kv.items() if isinstance(kv, dict) else [])}
     name = cfg.get('name') or (path.stem if path else 'experiment')
     out = Path(output_dir or cfg.get('output_dir') or f'runs/experiments/{name}')
+    rc = cfg.get('reference_cache', True)
+    if not isinstance(rc, (bool, str)) or rc == '': raise NotusError(f"{where}: reference_cache must be true, false or a folder, got {rc!r}.")
+    if isinstance(rc, str) and path is not None and not Path(rc).is_absolute(): rc = str(path.parent/rc)
     return Experiment(name, recipe, out, strategies, data, cfg.get('fix') or {}, override, cfg.get('eval') or {},
-                      bool(cfg.get('smoke', False)), cfg.get('description', ''), path)
+                      bool(cfg.get('smoke', False)), cfg.get('description', ''), path, rc)
 
 # %% ../nbs/08_experiment.ipynb #3a5fe01d
 @dataclass
@@ -198,6 +208,22 @@ def _fingerprint(recipe, dd)->str:
         h.update(json.dumps(t.to_pylist(), sort_keys=True).encode())
     return h.hexdigest()[:16]
 
+def _reference_counts(recipe, dd, metrics:dict)->dict:
+    "A run's reference forward passes (one per sequence): computed with the cache, and what TRL would compute without it."
+    tr, n_train, n_test = recipe.training, len(dd['train_prefs']), len(dd['test_prefs'])
+    epochs = tr.num_train_epochs if tr.max_steps is None or tr.max_steps <= 0 else tr.max_steps * tr.per_device_train_batch_size * tr.gradient_accumulation_steps / max(n_train, 1)
+    return {'ref_live': int(round(2 * n_train * epochs)) + 2 * n_test,   # the reference run on every training and evaluation batch
+            'ref_precomputed': 2 * (n_train + n_test),                   # TRL's precompute_ref_log_probs: every sequence, once per run
+            'ref_computed': metrics.get('reference_computed'),           # with the cache: the sequences no earlier run computed
+            'ref_seconds': metrics.get('reference_seconds')}
+
+def _reference_totals(training:pd.DataFrame)->dict:
+    "The runs' reference forward passes summed: live, precomputed per run, and with the cache."
+    if not len(training): return {}
+    out = {k: int(training[f'ref_{k}'].sum()) for k in ('live', 'precomputed')}
+    if training.ref_computed.notna().all(): out.update(cached=int(training.ref_computed.sum()), seconds=round(float(training.ref_seconds.sum()), 2))
+    return out
+
 def _train_one(exp, recipe, dd, out, model0, tok):
     "Train one strategy's model, or reuse the finished run in `out` when it was made from the same recipe and pairs."
     import shutil
@@ -238,7 +264,9 @@ def run_experiment(
     from notus.binarize import overlap_matrix
     agree, overlap = agreement_table(xd, frames), overlap_matrix(frames)
     results, training, by_source = pd.DataFrame(), pd.DataFrame(), pd.DataFrame()
-    recipe = load_recipe(exp.recipe, exp.override or None, dry_run=analysis_only)
+    cache = exp.cache_dir()
+    override = {**exp.override, **({'launch.reference_cache': str(cache)} if cache is not None and not analysis_only else {})}
+    recipe = load_recipe(exp.recipe, override or None, dry_run=analysis_only)
     if not analysis_only:
         if recipe.launch.torch_threads: torch.set_num_threads(recipe.launch.torch_threads)
         train_p = {s: strategy_pairs(xd, s, 'train', seed, exp.min_margin(s)) for s in exp.strategies}
@@ -257,7 +285,8 @@ def run_experiment(
             metrics, steps, secs = _train_one(exp, recipe, dd, run_dir, model0, tok)
             trows.append({'strategy': s, 'train_pairs': len(train_p[s]), 'test_pairs': len(test_p[s]), 'steps': steps,
                           'trl_eval_accuracy': metrics.get('eval_rewards/accuracies'), 'trl_eval_margin': metrics.get('eval_rewards/margins'),
-                          'train_loss': metrics.get('train_loss'), 'seconds': round(secs, 1), 'run_dir': str(run_dir)})
+                          'train_loss': metrics.get('train_loss'), 'seconds': round(secs, 1), **_reference_counts(recipe, dd, metrics),
+                          'run_dir': str(run_dir)})
             policy, ref, rtok, _ = load_run(run_dir)
             if model0 is not None: ref = model0
             for e in exp.strategies:
@@ -277,7 +306,8 @@ def run_experiment(
             'override': exp.override, 'strategies': exp.strategies, 'data': exp.data, 'prompts': len(xd.ds),
             'train_prompts': len(xd.train_idx), 'test_prompts': len(xd.test_idx), 'score_fix': xd.fix.to_dict(),
             'device': torch.cuda.get_device_name(0) if torch.cuda.is_available() else f'CPU ({platform.machine()}), {torch.get_num_threads()} torch thread(s)',
-            'date': time.strftime('%Y-%m-%d'), 'seconds': round(time.perf_counter() - t_start, 1), 'analysis_only': analysis_only}
+            'date': time.strftime('%Y-%m-%d'), 'seconds': round(time.perf_counter() - t_start, 1), 'analysis_only': analysis_only,
+            'reference_cache': None if cache is None else str(cache), 'reference_forward': _reference_totals(training)}
     res = ExperimentResult(exp.name, exp.smoke, results, agree, overlap, training, {}, info, by_source)
     res.files = write_results(res, out)
     return res
@@ -319,6 +349,12 @@ def results_markdown(res:ExperimentResult)->str:
         s += ['## Held-out reward accuracy (rows: trained on; columns: held-out pairs of)', '', md_table(res.accuracy_matrix()), '',
               '## Held-out margin', '', md_table(res._matrix('margin')), '',
               '## Training', '', md_table(res.training.drop(columns='run_dir'), index=False), '']
+        rf = i.get('reference_forward') or {}
+        if rf:
+            s += ['## Reference forward passes (one per sequence)', '',
+                  f"Reference model live (a forward pass on every training batch, every epoch): {rf['live']:,}; "
+                  f"precomputed once per run (TRL's `precompute_ref_log_probs`): {rf['precomputed']:,}"
+                  + (f"; with the shared cache (`{i['reference_cache']}`): {rf['cached']:,}, in {rf['seconds']} s." if 'cached' in rf else '.'), '']
     return '\n'.join(s)
 
 def write_results(res:ExperimentResult, out:str|Path)->dict:
