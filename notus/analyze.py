@@ -12,6 +12,7 @@ from .data import NotusError, ValidationReport, completions_frame, load_ultrafee
 from .report import write_report
 from .analysis import analysis_sections
 from .mismatch import input_rows, mismatch_sections
+from .length import length_sections
 from .judge import judge_section, load_checked
 
 # %% auto #0
@@ -40,11 +41,12 @@ def analysis_report(
     validation:ValidationReport|None=None, # from `load_ultrafeedback`: a first section, and input rows in the records
     cf:pd.DataFrame|None=None, # the rows' `completions_frame` (with `text=True` for the mismatch sections), when already built
     findings:list|None=None, # from `notus.judge.load_checked`: a section on the judge's outputs after the validation section
+    length:bool=True,     # add the sections of `notus.length` (length bias per strategy, source and model; balancing)
 )->Path:
     "Write tables (CSV/JSON), plots (PNG) and a one-page report.md (and .html) to `out_dir`; returns report.md."
     from tqdm.auto import tqdm
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    with tqdm(total=10 + 2 * mismatch, desc='analyze', disable=not progress or None) as bar:
+    with tqdm(total=10 + 2 * mismatch + length, desc='analyze', disable=not progress or None) as bar:
         if cf is None or (mismatch and 'critique' not in cf): cf = completions_frame(ds, text=mismatch)
         bar.update()
         if len(cf) == 0: raise NotusError("the dataset has no valid rows to analyse (every row was dropped by validation).")
@@ -54,6 +56,7 @@ def analysis_report(
         if mismatch:
             rows = input_rows(validation, len(ds)) if validation is not None else None
             sections += mismatch_sections(ds, out_dir, top=top, cf=cf, progress=bar, rows=rows)
+        if length: sections += length_sections(ds, out_dir, cf=cf); bar.update()
         path = write_report(sections, out_dir, title=title, html=html); bar.update()
     return path
 
@@ -63,6 +66,7 @@ def analyze_cli(
     output:str='analysis_out',  # output directory for tables, plots and the report
     top:int=20,                 # suspicious records listed in the report
     mismatch:bool=True,         # add the mismatch sections (strategy disagreement, bands, suspicious records)
+    length:bool=True,           # add the length-bias sections (per strategy, source and model; the effect of --length-balance)
     html:bool=True,             # also write report.html
     split:str='train',          # split, for hub ids and DatasetDict directories
 )->dict:
@@ -74,7 +78,8 @@ def analyze_cli(
     print(f"validation: {rep.rows_kept} of {rep.rows_in} rows kept, {rep.rows_dropped} dropped"
           + (f" ({', '.join(f'{k} {v}' for k, v in sorted(rep.counts.items()))})" if rep.rows_dropped else ''))
     print(f"judge checks: {len(findings)} findings" + (f" ({', '.join(sorted({f['check'] for f in findings}))})" if findings else ''))
-    p = analysis_report(ds, output, mismatch=mismatch, top=top, html=html, progress=True, validation=rep, findings=findings)
+    p = analysis_report(ds, output, mismatch=mismatch, top=top, html=html, progress=True, validation=rep, findings=findings,
+                         length=length)
     print(f"report: {p}" + (f"\n        {p.with_suffix('.html')}" if html else ''))
     return {'input': str(input or 'bundled sample'), 'validation': rep.to_dict(ids=False), 'findings': findings,
             'report': str(p), 'html': str(p.with_suffix('.html')) if html else None, 'output': str(output)}
