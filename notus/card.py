@@ -231,7 +231,7 @@ def _chars(col)->np.ndarray:
 def length_bias(
     files:dict,   # {split: Parquet file of pairs}
 )->pd.DataFrame:
-    "Per split (and all together): the share of pairs whose chosen answer is longer, shorter or as long, and mean lengths."
+    "Per split (and all together): the share of pairs whose chosen answer is longer, shorter or as long, mean lengths, and (with `notus.length`) a sign test."
     rows = {}
     for k, f in files.items():
         t = pq.read_table(f, columns=['chosen', 'rejected'])
@@ -242,17 +242,26 @@ def length_bias(
         return {'pairs': len(c), 'chosen longer': (c > r).sum() / n, 'chosen shorter': (c < r).sum() / n, 'same length': (c == r).sum() / n,
                 'mean chars chosen': c.mean() if len(c) else np.nan, 'mean chars rejected': r.mean() if len(r) else np.nan,
                 'median chosen / rejected': np.median(c / np.maximum(r, 1)) if len(c) else np.nan}
-    return pd.DataFrame({k: stats(*v) for k, v in rows.items()}).T.rename_axis('split').astype({'pairs': int})
+    out = pd.DataFrame({k: stats(*v) for k, v in rows.items()}).T.rename_axis('split').astype({'pairs': int})
+    try: from notus.length import length_stats              # the sign test and verdict of `notus.length`, when installed
+    except ImportError: return out
+    tests = {k: length_stats(c, r).iloc[0] for k, (c, r) in rows.items() if len(c)}
+    return out.assign(**{'p (sign test)': pd.Series({k: t['p_value'] for k, t in tests.items()}, dtype=float),
+                         'verdict': pd.Series({k: t['verdict'] for k, t in tests.items()}, dtype=object)})
 
 # %% ../nbs/04_card.ipynb #e388b6b7
 def _length(report:dict, files:dict)->list:
     lb = length_bias(files); a = lb.iloc[-1]
     lines = ["## Length bias", "", f"The chosen answer is longer than the rejected one in **{a['chosen longer']:.1%}** of the pairs "
              f"(shorter in {a['chosen shorter']:.1%}); on average {a['mean chars chosen']:.0f} against {a['mean chars rejected']:.0f} "
-             "characters (last turn). A share far above one half teaches the model that longer is better.", "", md_table(lb), ""]
+             "characters (last turn)" + (f"; verdict of `notus.length`'s sign test: **{a['verdict']}** (p = {a['p (sign test)']:.2g})"
+             if 'verdict' in lb else '') + ". A share far above one half teaches the model that longer is better.", "",
+             md_table(lb.assign(**{'p (sign test)': lb['p (sign test)'].map('{:.2g}'.format)}) if 'verdict' in lb else lb), ""]
     extra = report.get('length')
     if isinstance(extra, dict) and extra:
-        lines += ["Length statistics of the curate report:", "", "```json", json.dumps(extra, indent=1, default=str)[:4000], "```", ""]
+        flat = {k: v for k, v in extra.items() if not isinstance(v, (dict, list))}
+        lines += ["Length statistics of the curate report:", ""] + ([md_table(pd.DataFrame({'value': flat}).rename_axis('measure')), ""] if flat else [])
+        lines += ["```json", json.dumps({k: v for k, v in extra.items() if k not in flat}, indent=1, default=str)[:4000], "```", ""] if len(flat) < len(extra) else []
     return lines
 
 # %% ../nbs/04_card.ipynb #1082933f
