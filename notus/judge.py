@@ -11,11 +11,12 @@ from .data import (ASPECTS, SCORE_RANGE, NotusError, ValidationReport, arrow_tab
                         rating_accepted, score_accepted, load_ultrafeedback, validate_ultrafeedback, summarize)
 
 # %% auto #0
-__all__ = ['RATING_SCALE', 'CHECKS', 'DEFECTS', 'rating_values', 'stated_scores', 'judge_frame', 'make_finding', 'scale_findings',
-           'ten_point_findings', 'mean_rating', 'parse_findings', 'column_findings', 'judge_findings', 'finding_line',
-           'findings_text', 'judge_section', 'plant_judge_defects', 'detection_table', 'load_checked', 'validate_cli']
+__all__ = ['RATING_SCALE', 'CHECKS', 'KINDS', 'DEFECTS', 'rating_values', 'stated_scores', 'is_kind', 'judge_frame',
+           'make_finding', 'scale_findings', 'ten_point_findings', 'mean_rating', 'parse_findings', 'column_findings',
+           'judge_findings', 'finding_line', 'findings_text', 'judge_section', 'plant_judge_defects', 'detection_table',
+           'load_checked', 'validate_cli']
 
-# %% ../nbs/00e_judge.ipynb #e32a351a
+# %% ../nbs/00e_judge.ipynb #8d03b9d5
 RATING_SCALE = (1, 5)   # UltraFeedback's declared scale for the four aspect ratings (overall_score: `notus.data.SCORE_RANGE`)
 CHECKS = {
     'rating_out_of_scale': 'an aspect rating is a number outside the declared scale',
@@ -30,7 +31,7 @@ CHECKS = {
     'constant_column': 'a column has one value for every completion of the file, a model or a source',
 }
 
-# %% ../nbs/00e_judge.ipynb #d68c8295
+# %% ../nbs/00e_judge.ipynb #786b7ca5
 _NUMBER = r'^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$'
 
 def rating_values(
@@ -44,7 +45,7 @@ def rating_values(
     num = np.asarray(pc.fill_null(num, False), bool)
     return vals, np.select([num, na, np.asarray(arr.is_null(), bool)], ['number', 'na', 'missing'], 'text')
 
-# %% ../nbs/00e_judge.ipynb #2774e61f
+# %% ../nbs/00e_judge.ipynb #94a359e6
 _OUT_OF_10 = r'(?P<n>[0-9]+(?:\.[0-9]+)?)\s*/\s*10(?:[^0-9]|$)'
 
 def stated_scores(
@@ -54,7 +55,17 @@ def stated_scores(
     m = pc.extract_regex(pc.fill_null(critique, ''), _OUT_OF_10)
     return pc.cast(pc.struct_field(m, [0]), pa.float64()).to_numpy(zero_copy_only=False)
 
-# %% ../nbs/00e_judge.ipynb #4ebb4438
+# %% ../nbs/00e_judge.ipynb #2a553422
+KINDS = ['number', 'na', 'missing', 'text']
+
+def is_kind(
+    jf:pd.DataFrame,  # `judge_frame`
+    aspect:str,       # an aspect (a name of `ASPECTS`)
+    kind:str,         # one of `KINDS`
+)->np.ndarray:
+    "Which completions' `aspect` rating is of `kind`."
+    return (jf[f'{aspect}_kind'] == kind).to_numpy()
+
 def judge_frame(
     data,                        # UltraFeedback rows in the schema, validated or not (`pyarrow.Table` or `datasets.Dataset`)
     rows:np.ndarray|None=None,   # input row number of each row (default: 0, 1, ...)
@@ -69,8 +80,9 @@ def judge_frame(
                        'model': pc.fill_null(struct_field(comps, 'model'), '(none)').to_pandas()})
     for a in ASPECTS:
         r = struct_field(comps, f'annotations.{a}.Rating')
-        df[a], df[f'{a}_kind'] = rating_values(r)
-        df[f'{a}_text'] = pc.if_else(pa.array(df[f'{a}_kind'] == 'text'), r, pa.scalar(None, r.type)).to_pandas()  # only what is not a number
+        df[a], kind = rating_values(r)
+        df[f'{a}_kind'] = pd.Categorical(kind, categories=KINDS)
+        df[f'{a}_text'] = pc.if_else(pa.array(kind == 'text'), r, pa.scalar(None, r.type)).to_pandas()  # only what is not a number
         df[f'{a}_ok'] = rating_accepted(r)
     score = pc.cast(struct_field(comps, 'overall_score'), pa.float64())
     df['overall_score'] = pc.fill_null(score, np.nan).to_numpy(zero_copy_only=False)
@@ -80,7 +92,7 @@ def judge_frame(
     df['critique'] = crit.to_pandas()
     return df
 
-# %% ../nbs/00e_judge.ipynb #ec92e03e
+# %% ../nbs/00e_judge.ipynb #4b96bf45
 def _counts(s:pd.Series, top:int=10)->dict:
     "The `top` most frequent values of `s` with their counts, as JSON: text keys (numbers as written: 7, 4.5), int counts."
     return {(f'{k:g}' if isinstance(k, (float, np.floating)) else str(k)): int(v) for k, v in s.value_counts().head(top).items()}
@@ -99,7 +111,7 @@ def make_finding(
     return {'check': check, 'column': column, 'count': int(m.sum()), 'rows': np.unique(sub.row).tolist(),
             'models': _counts(sub.model), 'sources': _counts(sub.source), **extra}
 
-# %% ../nbs/00e_judge.ipynb #56be67b9
+# %% ../nbs/00e_judge.ipynb #395ca489
 def scale_findings(
     jf:pd.DataFrame,              # `judge_frame`
     scale:tuple=RATING_SCALE,     # the declared scale of the aspect ratings
@@ -107,8 +119,7 @@ def scale_findings(
     "Per aspect: ratings that are numbers outside `scale`, not numbers, or refused as written; and `overall_score` values validation refuses."
     out = []
     for a in ASPECTS:
-        v, k, ok = jf[a].to_numpy(), jf[f'{a}_kind'].to_numpy(), jf[f'{a}_ok'].to_numpy()
-        num, text = k == 'number', k == 'text'
+        v, ok, num, text = jf[a].to_numpy(), jf[f'{a}_ok'].to_numpy(), is_kind(jf, a, 'number'), is_kind(jf, a, 'text')
         outside = num & ((v < scale[0]) | (v > scale[1]))
         out += [make_finding('rating_out_of_scale', jf, outside, a, values=_counts(jf[a][outside])),
                 make_finding('rating_not_a_number', jf, text, a, values=_counts(jf[f'{a}_text'][text])),
@@ -117,14 +128,18 @@ def scale_findings(
     out.append(make_finding('score_out_of_scale', jf, bad, 'overall_score', values=_counts(jf.overall_score[bad].astype(str))))
     return [f for f in out if f]
 
-# %% ../nbs/00e_judge.ipynb #8dabe401
-def _levels(jf:pd.DataFrame)->list:
-    "(by, name, mask) of the whole file, then of every model and every source."
-    out = [('file', 'all', np.ones(len(jf), bool))]
+# %% ../nbs/00e_judge.ipynb #0113f20a
+def _groups(jf:pd.DataFrame)->list:
+    "(by, group code of each completion, group names) for the whole file, the models and the sources."
+    out = [('file', np.zeros(len(jf), np.int64), ['all'])]
     for by in ('model', 'source'):
         codes, names = pd.factorize(jf[by])
-        out += [(by, str(n), codes == i) for i, n in enumerate(names)]
+        out.append((by, codes, [str(n) for n in names]))
     return out
+
+def _per_group(codes:np.ndarray, x:np.ndarray, n:int)->np.ndarray:
+    "Column sums of `x` (completions x columns) per group: groups x columns."
+    return np.stack([np.bincount(codes, weights=x[:, i], minlength=n) for i in range(x.shape[1])], 1)
 
 def ten_point_findings(
     jf:pd.DataFrame,           # `judge_frame`
@@ -134,33 +149,33 @@ def ten_point_findings(
 )->list:
     "Groups (the file, a model, a source) whose ratings lie on 1-10 where `scale` is declared: one finding per group, naming its aspects."
     v = jf[ASPECTS].to_numpy()
-    num = np.stack([jf[f'{a}_kind'].to_numpy() == 'number' for a in ASPECTS], 1)
-    with np.errstate(invalid='ignore'): above, inside = num & (v > scale[1]), num & (v >= 0) & (v <= 10)
-    out, file_hit = [], set()
-    for by, name, m in _levels(jf):
-        n, up, ok = num[m].sum(0), above[m].sum(0), (num[m] & ~inside[m]).sum(0) == 0
-        hit = [a for i, a in enumerate(ASPECTS) if n[i] >= min_group and up[i] >= min_share * n[i] and ok[i] and a not in file_hit]
-        if not hit: continue
-        if by == 'file': file_hit.update(hit)
-        i = [ASPECTS.index(a) for a in hit]
-        out.append(make_finding('ten_point_scale', jf, m & above[:, i].any(1), ', '.join(hit), by=by, group=name,
-                                share_above=round(float(up[i].sum() / n[i].sum()), 3)))
+    num = np.stack([is_kind(jf, a, 'number') for a in ASPECTS], 1)
+    with np.errstate(invalid='ignore'): above, beyond = num & (v > scale[1]), num & ((v < 0) | (v > 10))
+    out, file_hit = [], np.zeros(len(ASPECTS), bool)
+    for by, codes, names in _groups(jf):
+        n, up, bad = (_per_group(codes, x, len(names)) for x in (num, above, beyond))
+        hit = (n >= min_group) & (up >= min_share * n) & (bad == 0) & ~file_hit
+        for g in np.flatnonzero(hit.any(1)):
+            i = np.flatnonzero(hit[g])
+            out.append(make_finding('ten_point_scale', jf, (codes == g) & above[:, i].any(1), ', '.join(ASPECTS[j] for j in i),
+                                    by=by, group=names[g], share_above=round(float(up[g, i].sum() / n[g, i].sum()), 3)))
+        if by == 'file': file_hit = hit[0]
     return out
 
-# %% ../nbs/00e_judge.ipynb #d12d57f6
+# %% ../nbs/00e_judge.ipynb #768f1ef6
 def mean_rating(
     jf:pd.DataFrame,           # `judge_frame`
     scale:tuple=RATING_SCALE,  # ratings outside it do not count
 )->np.ndarray:
     "Mean of each completion's numeric aspect ratings inside `scale` (NaN when it has none)."
     v = jf[ASPECTS].to_numpy()
-    num = np.stack([jf[f'{a}_kind'].to_numpy() == 'number' for a in ASPECTS], 1)
+    num = np.stack([is_kind(jf, a, 'number') for a in ASPECTS], 1)
     with np.errstate(invalid='ignore'):
         ok = num & (v >= scale[0]) & (v <= scale[1])
         n = ok.sum(1)
         return np.where(n > 0, np.where(ok, v, 0).sum(1) / np.maximum(n, 1), np.nan)
 
-# %% ../nbs/00e_judge.ipynb #f811b7b2
+# %% ../nbs/00e_judge.ipynb #b1e59aa7
 def parse_findings(
     jf:pd.DataFrame,              # `judge_frame`
     scale:tuple=RATING_SCALE,     # the declared scale of the aspect ratings
@@ -176,12 +191,15 @@ def parse_findings(
                make_finding('critique_score_mismatch', jf, ~np.isnan(st) & ~np.isnan(s) & (st != s), 'critique')]
     return [f for f in out if f]
 
-# %% ../nbs/00e_judge.ipynb #90a47521
+# %% ../nbs/00e_judge.ipynb #674d010e
 def _column_key(jf:pd.DataFrame, c:str)->np.ndarray:
     "Integer codes of column `c`'s values: equal codes, equal values (a rating: its number, its text, or its kind)."
     if c not in ASPECTS: return pd.factorize(jf[c])[0]
-    k = jf[f'{c}_kind'].to_numpy()
-    return pd.factorize(np.where(k == 'number', jf[c].astype(str), np.where(k == 'text', jf[f'{c}_text'].astype(str), k)))[0]
+    num, out = is_kind(jf, c, 'number'), np.empty(len(jf), np.int64)
+    out[num] = pd.factorize(jf[c].to_numpy()[num])[0]                # numbers by value, then the rest by text or kind
+    rest = np.where(is_kind(jf, c, 'text')[~num], jf[f'{c}_text'].to_numpy(object)[~num], np.asarray(jf[f'{c}_kind'])[~num])
+    out[~num] = pd.factorize(rest)[0] + (out[num].max() + 1 if num.any() else 0)
+    return out
 
 def column_findings(
     jf:pd.DataFrame,      # `judge_frame`
@@ -189,23 +207,25 @@ def column_findings(
 )->list:
     "Columns (aspect ratings, overall_score, critique) that are all \"N/A\", or constant, for the file, a model or a source."
     cols = ASPECTS + ['overall_score', 'critique']
-    keys = {c: _column_key(jf, c) for c in cols}
-    na = {c: jf[f'{c}_kind'].to_numpy() == 'na' if c in ASPECTS else np.zeros(len(jf), bool) for c in cols}
-    out, file_hit = [], set()
-    for by, name, m in _levels(jf):
-        if m.sum() < min_group: continue
-        for c in cols:
-            if c in file_hit: continue                # the whole file says it already
-            k, n = keys[c][m], na[c][m]
-            if n.all(): check, value = 'all_na_column', 'N/A'
-            elif (~n).sum() >= min_group and (k[~n] == k[~n][0]).all(): check, value = 'constant_column', jf[c][m][~n].iloc[0]
-            else: continue
-            if by == 'file': file_hit.add(c)
-            value = float(value) if isinstance(value, (float, np.floating)) else str(value)
-            out.append(make_finding(check, jf, m, c, by=by, group=name, value=value))
+    out, file_hit, groups = [], set(), _groups(jf)
+    for c in cols:
+        key = _column_key(jf, c)
+        na = is_kind(jf, c, 'na') if c in ASPECTS else np.zeros(len(jf), bool)
+        for by, codes, names in groups:
+            if c in file_hit: break                   # the whole file says it already
+            size, n_na = np.bincount(codes, minlength=len(names)), np.bincount(codes, weights=na, minlength=len(names))
+            rng = pd.Series(key[~na]).groupby(codes[~na]).agg(['min', 'max']).reindex(range(len(names)))
+            all_na = (size >= min_group) & (n_na == size)
+            const = (size - n_na >= min_group) & (rng['min'] == rng['max']).to_numpy()
+            for g in np.flatnonzero(all_na | const):
+                m = codes == g
+                value = 'N/A' if all_na[g] else jf[c].iloc[np.flatnonzero(m & ~na)[0]]
+                value = float(value) if isinstance(value, (float, np.floating)) else str(value)
+                out.append(make_finding('all_na_column' if all_na[g] else 'constant_column', jf, m, c, by=by, group=names[g], value=value))
+            if by == 'file' and (all_na | const)[0]: file_hit.add(c)
     return out
 
-# %% ../nbs/00e_judge.ipynb #09d52f9a
+# %% ../nbs/00e_judge.ipynb #9830ad55
 def judge_findings(
     data,                          # UltraFeedback rows in the schema, validated or not
     rows:np.ndarray|None=None,     # input row number of each row (`ValidationReport.kept_rows`; default 0, 1, ...)
@@ -219,7 +239,7 @@ def judge_findings(
           + parse_findings(jf, scale) + column_findings(jf, min_group))
     return sorted(fs, key=lambda f: list(CHECKS).index(f['check']))
 
-# %% ../nbs/00e_judge.ipynb #b51f92b8
+# %% ../nbs/00e_judge.ipynb #f45927fd
 def finding_line(
     f:dict,            # a finding
     max_rows:int=8,    # input rows listed
@@ -239,7 +259,7 @@ def findings_text(
     if not findings: return f"judge checks: none of the {len(CHECKS)} checks found anything."
     return '\n'.join([f"judge checks: {len(findings)} findings"] + ['  ' + finding_line(f) for f in findings])
 
-# %% ../nbs/00e_judge.ipynb #30d7f844
+# %% ../nbs/00e_judge.ipynb #06415523
 def judge_section(
     findings:list,     # from `judge_findings`
 )->dict:
@@ -254,7 +274,7 @@ def judge_section(
                        'first rows': ', '.join(map(str, f['rows'][:5])) + (' ...' if len(f['rows']) > 5 else '')} for f in findings])
     return {'title': 'Judge outputs', 'text': text, 'table': t.set_index('check')}
 
-# %% ../nbs/00e_judge.ipynb #1f606c31
+# %% ../nbs/00e_judge.ipynb #ad849391
 DEFECTS = ['ten_point_scale', 'constant_column', 'all_na_column', 'rating_out_of_scale', 'rating_not_a_number',
            'score_out_of_scale', 'score_10_low_ratings', 'score_1_high_ratings', 'critique_score_mismatch']
 
@@ -318,7 +338,7 @@ def plant_judge_defects(
         if d in ('score_10_low_ratings', 'score_1_high_ratings'): note('critique_score_mismatch', hit)
     return pa.Table.from_pylist(recs, schema=table.schema), {c: {**t, 'rows': sorted(t['rows'])} for c, t in truth.items()}
 
-# %% ../nbs/00e_judge.ipynb #02786150
+# %% ../nbs/00e_judge.ipynb #29327052
 def detection_table(
     findings:list,   # from `judge_findings`
     truth:dict,      # from `plant_judge_defects`
@@ -332,7 +352,7 @@ def detection_table(
         out.append({'check': c, 'planted rows': len(p), 'found': len(p & q), 'missed': len(p - q), 'found, not planted': len(q - p)})
     return pd.DataFrame(out).set_index('check')
 
-# %% ../nbs/00e_judge.ipynb #d89cee6f
+# %% ../nbs/00e_judge.ipynb #4369649b
 def load_checked(
     source=None,             # what `load_ultrafeedback` reads (None: the bundled sample)
     split:str='train',       # split, for hub ids and DatasetDict folders
@@ -347,7 +367,7 @@ def load_checked(
     for f in findings: f['dropped_by_validation'] = int((~np.isin(f['rows'], rep.kept_rows)).sum())
     return ds, rep, findings
 
-# %% ../nbs/00e_judge.ipynb #0050b518
+# %% ../nbs/00e_judge.ipynb #b91701b5
 def validate_cli(
     input:str|None=None,  # UltraFeedback file or directory, or hub id (default: the bundled sample)
     strict:bool=False,    # fail on the first bad row instead of dropping it
