@@ -18,15 +18,17 @@ from .binarize import (STRATEGIES, SPLITS, binarize, check_pairs, compare_choice
 from .pairs import read_pairs, write_pairs
 from .clean import clean_pairs, bench_names, load_benchmark_prompts
 from .card import write_card
+from .adapters import SCHEMAS, detect_schema, peek_columns
 
 if TYPE_CHECKING: import datasets
 
 # %% auto #0
-__all__ = ['UF_COLUMNS', 'input_kind', 'Pipeline', 'build_pairs', 'md_report', 'curate_paths', 'curate', 'curate_cli',
-           'binarize_cli']
+__all__ = ['UF_COLUMNS', 'ADAPTED_COLUMNS', 'input_kind', 'Pipeline', 'build_pairs', 'md_report', 'curate_paths', 'curate',
+           'curate_cli', 'binarize_cli']
 
 # %% ../nbs/04a_curate.ipynb #c2a10002
 UF_COLUMNS = {'instruction', 'completions'}
+ADAPTED_COLUMNS = ('prompt', 'response', 'answers', 'helpfulness', 'correctness', 'coherence', 'complexity', 'verbosity')   # what `detect_schema` looks at
 
 def _peek_columns(p:Path)->set|None:
     "Column names of a local file or folder, read cheaply (None when they cannot be told without reading it)."
@@ -37,9 +39,10 @@ def _peek_columns(p:Path)->set|None:
         return _peek_columns(files[0]) if files else None
     suf = p.suffix.lower()
     if suf == '.parquet': return set(pq.read_schema(p).names)
+    if suf in ('.jsonl', '.json') and (names := peek_columns(p)) is not None: return set(names)   # the first row's keys
     if suf in ('.jsonl', '.json'):
         with open(p, 'rb') as f: head = f.read(1 << 16).decode('utf-8', 'ignore')
-        return {k for k in ('instruction', 'completions', 'chosen', 'rejected') if f'"{k}"' in head}
+        return {k for k in ('instruction', 'completions', 'chosen', 'rejected', *ADAPTED_COLUMNS) if f'"{k}"' in head}
     return None
 
 def input_kind(
@@ -52,7 +55,7 @@ def input_kind(
         names = set(next(iter(names.values())) if isinstance(names, dict) else names)
     else: names = _peek_columns(Path(source)) if Path(source).exists() else None
     if names is None: return 'ultrafeedback' if not Path(str(source)).exists() else 'pairs'
-    return 'ultrafeedback' if UF_COLUMNS <= names else 'pairs'
+    return 'ultrafeedback' if UF_COLUMNS <= names or detect_schema(names) in SCHEMAS else 'pairs'
 
 # %% ../nbs/04a_curate.ipynb #c2a10005
 @dataclass
