@@ -25,6 +25,7 @@ VERBS = {
     'mismatch': 'notus.mismatch:mismatch_cli',
     'binarize': 'notus.curate:binarize_cli',
     'clean': 'notus.clean:clean_cli',
+    'length': 'notus.length:length_cli',
     'curate': 'notus.curate:curate_cli',
     'review': {'push': 'notus.review:review_push_cli', 'pull': 'notus.review:review_pull_cli',
                'apply': 'notus.review:review_apply_cli', 'score': 'notus.model_review:review_score_cli'},
