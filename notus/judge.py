@@ -16,7 +16,7 @@ __all__ = ['RATING_SCALE', 'CHECKS', 'KINDS', 'DEFECTS', 'rating_values', 'state
            'judge_findings', 'finding_line', 'findings_text', 'judge_section', 'plant_judge_defects', 'detection_table',
            'load_checked', 'validate_cli']
 
-# %% ../nbs/00e_judge.ipynb #8d03b9d5
+# %% ../nbs/00e_judge.ipynb #a1f2889b
 RATING_SCALE = (1, 5)   # UltraFeedback's declared scale for the four aspect ratings (overall_score: `notus.data.SCORE_RANGE`)
 CHECKS = {
     'rating_out_of_scale': 'an aspect rating is a number outside the declared scale',
@@ -31,7 +31,7 @@ CHECKS = {
     'constant_column': 'a column has one value for every completion of the file, a model or a source',
 }
 
-# %% ../nbs/00e_judge.ipynb #786b7ca5
+# %% ../nbs/00e_judge.ipynb #444b184d
 _NUMBER = r'^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$'
 
 def rating_values(
@@ -45,7 +45,7 @@ def rating_values(
     num = np.asarray(pc.fill_null(num, False), bool)
     return vals, np.select([num, na, np.asarray(arr.is_null(), bool)], ['number', 'na', 'missing'], 'text')
 
-# %% ../nbs/00e_judge.ipynb #94a359e6
+# %% ../nbs/00e_judge.ipynb #8258655c
 _OUT_OF_10 = r'(?P<n>[0-9]+(?:\.[0-9]+)?)\s*/\s*10(?:[^0-9]|$)'
 
 def stated_scores(
@@ -55,7 +55,7 @@ def stated_scores(
     m = pc.extract_regex(pc.fill_null(critique, ''), _OUT_OF_10)
     return pc.cast(pc.struct_field(m, [0]), pa.float64()).to_numpy(zero_copy_only=False)
 
-# %% ../nbs/00e_judge.ipynb #2a553422
+# %% ../nbs/00e_judge.ipynb #7553e44b
 KINDS = ['number', 'na', 'missing', 'text']
 
 def is_kind(
@@ -92,7 +92,7 @@ def judge_frame(
     df['critique'] = crit.to_pandas()
     return df
 
-# %% ../nbs/00e_judge.ipynb #4b96bf45
+# %% ../nbs/00e_judge.ipynb #bc6a7649
 def _counts(s:pd.Series, top:int=10)->dict:
     "The `top` most frequent values of `s` with their counts, as JSON: text keys (numbers as written: 7, 4.5), int counts."
     return {(f'{k:g}' if isinstance(k, (float, np.floating)) else str(k)): int(v) for k, v in s.value_counts().head(top).items()}
@@ -111,7 +111,7 @@ def make_finding(
     return {'check': check, 'column': column, 'count': int(m.sum()), 'rows': np.unique(sub.row).tolist(),
             'models': _counts(sub.model), 'sources': _counts(sub.source), **extra}
 
-# %% ../nbs/00e_judge.ipynb #395ca489
+# %% ../nbs/00e_judge.ipynb #96b30d67
 def scale_findings(
     jf:pd.DataFrame,              # `judge_frame`
     scale:tuple=RATING_SCALE,     # the declared scale of the aspect ratings
@@ -128,7 +128,7 @@ def scale_findings(
     out.append(make_finding('score_out_of_scale', jf, bad, 'overall_score', values=_counts(jf.overall_score[bad].astype(str))))
     return [f for f in out if f]
 
-# %% ../nbs/00e_judge.ipynb #0113f20a
+# %% ../nbs/00e_judge.ipynb #8816fcb9
 def _groups(jf:pd.DataFrame)->list:
     "(by, group code of each completion, group names) for the whole file, the models and the sources."
     out = [('file', np.zeros(len(jf), np.int64), ['all'])]
@@ -162,7 +162,7 @@ def ten_point_findings(
         if by == 'file': file_hit = hit[0]
     return out
 
-# %% ../nbs/00e_judge.ipynb #768f1ef6
+# %% ../nbs/00e_judge.ipynb #f6879630
 def mean_rating(
     jf:pd.DataFrame,           # `judge_frame`
     scale:tuple=RATING_SCALE,  # ratings outside it do not count
@@ -175,7 +175,7 @@ def mean_rating(
         n = ok.sum(1)
         return np.where(n > 0, np.where(ok, v, 0).sum(1) / np.maximum(n, 1), np.nan)
 
-# %% ../nbs/00e_judge.ipynb #b1e59aa7
+# %% ../nbs/00e_judge.ipynb #07b2af45
 def parse_findings(
     jf:pd.DataFrame,              # `judge_frame`
     scale:tuple=RATING_SCALE,     # the declared scale of the aspect ratings
@@ -191,7 +191,7 @@ def parse_findings(
                make_finding('critique_score_mismatch', jf, ~np.isnan(st) & ~np.isnan(s) & (st != s), 'critique')]
     return [f for f in out if f]
 
-# %% ../nbs/00e_judge.ipynb #674d010e
+# %% ../nbs/00e_judge.ipynb #439caf73
 def _column_key(jf:pd.DataFrame, c:str)->np.ndarray:
     "Integer codes of column `c`'s values: equal codes, equal values (a rating: its number, its text, or its kind)."
     if c not in ASPECTS: return pd.factorize(jf[c])[0]
@@ -225,7 +225,7 @@ def column_findings(
             if by == 'file' and (all_na | const)[0]: file_hit.add(c)
     return out
 
-# %% ../nbs/00e_judge.ipynb #9830ad55
+# %% ../nbs/00e_judge.ipynb #3fe5475e
 def judge_findings(
     data,                          # UltraFeedback rows in the schema, validated or not
     rows:np.ndarray|None=None,     # input row number of each row (`ValidationReport.kept_rows`; default 0, 1, ...)
@@ -239,7 +239,7 @@ def judge_findings(
           + parse_findings(jf, scale) + column_findings(jf, min_group))
     return sorted(fs, key=lambda f: list(CHECKS).index(f['check']))
 
-# %% ../nbs/00e_judge.ipynb #f45927fd
+# %% ../nbs/00e_judge.ipynb #da32c277
 def finding_line(
     f:dict,            # a finding
     max_rows:int=8,    # input rows listed
@@ -259,7 +259,7 @@ def findings_text(
     if not findings: return f"judge checks: none of the {len(CHECKS)} checks found anything."
     return '\n'.join([f"judge checks: {len(findings)} findings"] + ['  ' + finding_line(f) for f in findings])
 
-# %% ../nbs/00e_judge.ipynb #06415523
+# %% ../nbs/00e_judge.ipynb #8c3ebd0f
 def judge_section(
     findings:list,     # from `judge_findings`
 )->dict:
@@ -274,9 +274,9 @@ def judge_section(
                        'first rows': ', '.join(map(str, f['rows'][:5])) + (' ...' if len(f['rows']) > 5 else '')} for f in findings])
     return {'title': 'Judge outputs', 'text': text, 'table': t.set_index('check')}
 
-# %% ../nbs/00e_judge.ipynb #ad849391
+# %% ../nbs/00e_judge.ipynb #9d7624e0
 DEFECTS = ['ten_point_scale', 'constant_column', 'all_na_column', 'rating_out_of_scale', 'rating_not_a_number',
-           'score_out_of_scale', 'score_10_low_ratings', 'score_1_high_ratings', 'critique_score_mismatch']
+           'rating_malformed', 'score_out_of_scale', 'score_10_low_ratings', 'score_1_high_ratings', 'critique_score_mismatch']
 
 def _doubled(r:str)->str: return r if r == 'N/A' else str(2 * int(r))
 
@@ -324,6 +324,7 @@ def plant_judge_defects(
             c, a = comp(k), ASPECTS[rng.integers(len(ASPECTS))]
             if d == 'rating_out_of_scale': c['annotations'][a]['Rating'] = str(rng.choice(['0', '6', '7', '9', '11', '-1']))
             elif d == 'rating_not_a_number': c['annotations'][a]['Rating'] = str(rng.choice(['excellent', '', 'four', '4/5', 'None']))
+            elif d == 'rating_malformed': c['annotations'][a]['Rating'] = str(rng.choice(['4.5', '+4', '03', '2.', '3.25']))
             elif d == 'score_out_of_scale': c['overall_score'] = float(rng.choice([0.0, 11.0, 50.0, -1.0]))
             elif d == 'score_10_low_ratings':
                 for b in ASPECTS: c['annotations'][b]['Rating'] = str(rng.integers(1, 3))
@@ -338,7 +339,7 @@ def plant_judge_defects(
         if d in ('score_10_low_ratings', 'score_1_high_ratings'): note('critique_score_mismatch', hit)
     return pa.Table.from_pylist(recs, schema=table.schema), {c: {**t, 'rows': sorted(t['rows'])} for c, t in truth.items()}
 
-# %% ../nbs/00e_judge.ipynb #29327052
+# %% ../nbs/00e_judge.ipynb #c5a48027
 def detection_table(
     findings:list,   # from `judge_findings`
     truth:dict,      # from `plant_judge_defects`
@@ -352,7 +353,7 @@ def detection_table(
         out.append({'check': c, 'planted rows': len(p), 'found': len(p & q), 'missed': len(p - q), 'found, not planted': len(q - p)})
     return pd.DataFrame(out).set_index('check')
 
-# %% ../nbs/00e_judge.ipynb #4369649b
+# %% ../nbs/00e_judge.ipynb #1093c2f6
 def load_checked(
     source=None,             # what `load_ultrafeedback` reads (None: the bundled sample)
     split:str='train',       # split, for hub ids and DatasetDict folders
@@ -367,7 +368,7 @@ def load_checked(
     for f in findings: f['dropped_by_validation'] = int((~np.isin(f['rows'], rep.kept_rows)).sum())
     return ds, rep, findings
 
-# %% ../nbs/00e_judge.ipynb #b91701b5
+# %% ../nbs/00e_judge.ipynb #af21dc4d
 def validate_cli(
     input:str|None=None,  # UltraFeedback file or directory, or hub id (default: the bundled sample)
     strict:bool=False,    # fail on the first bad row instead of dropping it
