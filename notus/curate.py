@@ -18,13 +18,14 @@ from .binarize import (STRATEGIES, SPLITS, binarize, check_pairs, compare_choice
 from .pairs import read_pairs, write_pairs
 from .clean import clean_pairs, bench_names, load_benchmark_prompts
 from .card import write_card
+from .length import pairs_length_summary, balance_effect, completion_lengths
 from .adapters import SCHEMAS, detect_schema, peek_columns
 
 if TYPE_CHECKING: import datasets
 
 # %% auto #0
-__all__ = ['UF_COLUMNS', 'ADAPTED_COLUMNS', 'input_kind', 'Pipeline', 'build_pairs', 'md_report', 'curate_paths', 'curate',
-           'curate_cli', 'binarize_cli']
+__all__ = ['UF_COLUMNS', 'ADAPTED_COLUMNS', 'input_kind', 'Pipeline', 'build_pairs', 'md_report', 'curate_paths', 'length_report',
+           'curate', 'curate_cli', 'binarize_cli']
 
 # %% ../nbs/04a_curate.ipynb #c2a10002
 UF_COLUMNS = {'instruction', 'completions'}
@@ -108,6 +109,7 @@ def build_pairs(
     cf:pd.DataFrame|None=None,      # `completions_frame` of the validated rows, when already computed
     batch_size:int|None=None,       # binarize this many rows at a time (the pairs do not depend on it)
     num_proc:int=1,                 # binarize in this many processes (the pairs do not depend on it)
+    length_balance:bool=False,      # take, among the eligible rejected completions, the one closest in length to the chosen
 )->Pipeline:
     "Input to DPO-ready pairs: validate and binarize UltraFeedback (or read pairs of any layout), clean, split."
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
@@ -116,7 +118,7 @@ def build_pairs(
     if not min_margin >= 0: raise NotusError(f"min_margin must be >= 0, got {min_margin}.")
     if input_kind(source) == 'ultrafeedback':
         pipe = _ultrafeedback_pairs(source, split, strategy, seed, aspects, weights, min_margin, cf,
-                                    batch_size=batch_size, num_proc=num_proc)
+                                    batch_size=batch_size, num_proc=num_proc, length_balance=length_balance)
     else:
         pairs, layout = read_pairs(source, split)
         pipe = Pipeline(pairs, 'pairs', layout)
@@ -151,6 +153,7 @@ def md_report(
              f"The chosen response differs from Zephyr's `overall_score` choice on **{cmp['share_chosen_differs']:.1%}** "
              f"of the {cmp['n_compared']} prompts both strategies pair.", "", "| source | prompts | share differs |", "|---|---|---|"]
     lines += [f"| {s['source']} | {s['prompts']} | {s['share_differs']:.1%} |" for s in cmp['by_source']]
+    if r.get('length'): lines += ["", "## Length", "", _length_line(r['length']).removeprefix('length: ').capitalize() + '.']
     lines += ["", "## Files", ""] + [f"- `{Path(p).name}`" for p in r['files'].values()]
     if r.get('analysis'):
         a = f"{Path(r['analysis']).parent.name}/{Path(r['analysis']).name}"
@@ -182,6 +185,29 @@ def _comparison(pipe:Pipeline, strategy:str, seed:int)->dict:
     if strategy in ('overall_score', 'all_pairs'): return {'share_chosen_differs': 0.0, 'n_compared': 0, 'by_source': []}
     return compare_choices(pipe.cf, strategy, 'overall_score', seed, n_examples=0).to_dict()
 
+def length_report(
+    pipe:Pipeline,           # from `build_pairs`
+    strategy:str,            # the strategy it binarized with
+    seed:int=42,             # the seed of its draws
+    balanced:bool=False,     # whether it balanced length (`length_balance`)
+)->dict:
+    "The length statistics of the pairs made (`notus.length`), and, for UltraFeedback input, what `length_balance` changes at binarization."
+    import datasets
+    parts = list(pipe.pairs.values()) if isinstance(pipe.pairs, datasets.DatasetDict) else [pipe.pairs]
+    r = {'length_balance': balanced, **pairs_length_summary(pa.concat_tables([arrow_table(x) for x in parts]))}
+    if pipe.cf is not None and strategy != 'all_pairs':
+        e = balance_effect(pipe.cf, completion_lengths(pipe.rows, ('chars',)), [strategy], seed).iloc[0]
+        r['balancing'] = {k: v.item() if hasattr(v, 'item') else v for k, v in e.items()}
+    return r
+
+def _length_line(r:dict)->str:
+    "One line on the length bias of the pairs, and what balancing changes (or changed)."
+    line = f"length: chosen longer than rejected in {r['share_chosen_longer']:.1%} of {r['pairs']} pairs ({r['verdict']})"
+    b = r.get('balancing')
+    if b: line += (f"; --length-balance {'changed' if r['length_balance'] else 'would change'} {b['pairs_changed']} of {b['pairs']} "
+                   f"binarized pairs: {b['share_chosen_longer_before']:.1%} -> {b['share_chosen_longer_after']:.1%} chosen longer")
+    return line
+
 def _write_curated(pipe:Pipeline, report:dict, out:Path, rfile:Path|None, analysis:bool, step, t0:float, card:dict|None=None):
     "Write the splits, the analysis, the dataset card, report.json and report.md into `out` (and the extra report) as one set."
     with atomic_paths([out] + ([rfile] if rfile else [])) as tmps:   # the folder (and the extra report) appear whole
@@ -212,6 +238,7 @@ def curate(
     progress:bool|None=None,        # progress bar
     json_report:str|Path|None=None, # also write the report JSON here (together with the folder)
     license:str|None=None,          # the dataset card's license (None: inherited, see `notus.card.card_license`)
+    length_balance:bool=False,      # binarize taking the eligible rejected completion closest in length to the chosen
 )->dict:
     "Validate, binarize, clean, compare, split and write; returns the report as a dict."
     from tqdm.auto import tqdm
@@ -223,11 +250,12 @@ def curate(
     t0 = time.time()
     bar = tqdm(total=4, desc='curate', disable=progress is False if progress is not None else None)
     def step(name): bar.set_postfix_str(name); bar.update()
-    pipe = build_pairs(source, strategy, seed, clean={'benchmarks': benchmarks}, test_size=test_size or 0); step('pairs')
+    pipe = build_pairs(source, strategy, seed, clean={'benchmarks': benchmarks}, test_size=test_size or 0,
+                       length_balance=length_balance); step('pairs')
     if not test_size: pipe.pairs = split_pairs(pipe.pairs, 0, seed); pipe.reports['split'] = {k: len(v) for k, v in pipe.pairs.items()}
     report = {'input': str(source or 'bundled sample'), **pipe.to_dict(), 'splits': pipe.reports['split'],
               'comparison': _comparison(pipe, strategy, seed), 'files': {k: str(out/f'{k}.parquet') for k in pipe.pairs}}
-    report.pop('split'); step('compared')
+    report.pop('split'); report['length'] = length_report(pipe, strategy, seed, length_balance); step('compared')
     bench = {k: load_benchmark_prompts(v) if isinstance(v, (str, Path)) else list(v) for k, v in (benchmarks or {}).items()}
     _write_curated(pipe, report, out, rfile, analysis, step, t0, card={'license': license, 'benchmarks': bench or None})
     bar.close()
@@ -240,7 +268,9 @@ def _curate_lines(r:dict, output:str)->list:
     lines = [f"validate: {v['rows_in']} rows in, {v['rows_kept']} kept, {v['rows_dropped']} dropped {_reasons(v['dropped_by_reason'])}",
              f"binarize ({b['strategy']}): {b['pairs_out']} pairs, {b['rows_dropped']} prompts dropped {_reasons(b['dropped_by_reason'])}",
              f"clean: {c['rows_in']} -> {c['rows_out']} pairs {_reasons(c['dropped_by_reason'])}",
-             f"chosen differs from overall_score on {r['comparison']['share_chosen_differs']:.1%} of prompts", f"wrote in {r['seconds']} s:"]
+             f"chosen differs from overall_score on {r['comparison']['share_chosen_differs']:.1%} of prompts"]
+    if r.get('length'): lines.append(_length_line(r['length']))
+    lines.append(f"wrote in {r['seconds']} s:")
     lines += [f"  {o/f'{k}.parquet'} ({n} pairs)" for k, n in r['splits'].items()] + [f"  {o/'report.md'}", f"  {o/'report.json'}"]
     if 'card' in r: lines.append(f"  {o/'README.md'}   # dataset card: load_dataset('{o}') reads it")
     if 'analysis' in r:
@@ -260,10 +290,11 @@ def curate_cli(
     analysis:bool=True,             # write the analysis pages (plots, suspicious records)
     json_report:str|None=None,      # also write the report JSON here (together with the folder)
     license:str|None=None,          # license in the dataset card (default: inherited from UltraFeedback, MIT)
+    length_balance:bool=False,      # take, among the eligible rejected completions, the one closest in length to the chosen
 )->dict:
     "Curate UltraFeedback the Notus way: a DPO-ready dataset with a report and a dataset card."
     r = curate(input, output, strategy, seed, test_size, bench_names(benchmark) if benchmark else None, analysis,
-               json_report=json_report, license=license)
+               json_report=json_report, license=license, length_balance=length_balance)
     print('\n'.join(_curate_lines(r, output)))
     return r
 
@@ -290,17 +321,19 @@ def binarize_cli(
     json_report:str|None=None,      # write the counts to this JSON file (together with the pairs)
     batch_size:int|None=None,       # rows per batch (>= 1; the output does not depend on it)
     num_proc:int=1,                 # worker processes (>= 1; the output does not depend on it)
+    length_balance:bool=False,      # take, among the eligible rejected completions, the one closest in length to the chosen
 )->dict:
     "Binarize UltraFeedback into preference pairs."
     if strategy not in STRATEGIES: raise NotusError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}.")
     aspect_weights(aspects); test_rows(test_size)
     check_count(batch_size, '--batch-size'); check_count(num_proc, '--num-proc', optional=False)
     if not min_margin >= 0: raise NotusError(f"--min-margin must be >= 0, got {min_margin}.")
+    if length_balance and strategy == 'all_pairs': raise NotusError("--length-balance picks one rejected per prompt; all_pairs keeps them all: choose another strategy.")
     inputs = [input if input is not None else sample_path()]
     targets = output_paths(output, SPLITS if test_size else None, inputs)
     rfile = report_path(json_report, inputs, targets.values())
     pipe = build_pairs(input, strategy, seed, aspects, min_margin=min_margin, clean=clean, test_size=test_size,
-                       batch_size=batch_size, num_proc=num_proc)
+                       batch_size=batch_size, num_proc=num_proc, length_balance=length_balance)
     if pipe.kind != 'ultrafeedback': raise NotusError(f"{input} holds preference pairs already; binarize reads UltraFeedback rows (use notus clean for pairs).")
     out = {'input': str(input or 'bundled sample'), **pipe.to_dict()}
     if strategy not in ('overall_score', 'all_pairs'):
@@ -308,7 +341,8 @@ def binarize_cli(
                                                                          aspects=aspects, min_margin=min_margin).share_differs
     res = pipe.pairs if not flat else type(pipe.pairs)({k: to_flat(v) for k, v in pipe.pairs.items()}) if test_size else to_flat(pipe.pairs)
     out['rows_out'] = pipe.reports['clean'].rows_out if clean else pipe.reports['binarize'].pairs_out
+    out['length'] = length_report(pipe, strategy, seed, length_balance)
     out['output'] = str(targets[None]) if None in targets else {k: str(v) for k, v in targets.items()}
     written = write_outputs(res, targets, out, rfile)
-    print('\n'.join(_binarize_lines(pipe, written, rfile)))
+    print('\n'.join(_binarize_lines(pipe, written, rfile) + [_length_line(out['length'])]))
     return out
