@@ -76,12 +76,14 @@ def card_header(
     source_datasets:list|None=None, # source datasets (None: from the input)
     pretty_name:str|None=None,      # the name the hub shows (None: from the folder and strategy)
 ):
-    "The card's YAML header as a `huggingface_hub.DatasetCardData`: hub metadata, `configs` and `dataset_info`."
+    "The card's YAML header as a `huggingface_hub.DatasetCardData`: hub metadata, `configs` and `dataset_info` (empty splits left out)."
     from huggingface_hub import DatasetCardData
     from datasets import DatasetInfo, Features, SplitDict, SplitInfo
     from datasets.info import DatasetInfosDict
     files, lic = split_files(report, folder), card_license(report['input'], license, source_datasets)
-    metas = {k: pq.ParquetFile(f).metadata for k, f in files.items()}
+    metas = {k: m for k, f in files.items() if (m := pq.ParquetFile(f).metadata).num_rows}   # load_dataset cannot read an empty Parquet file
+    if not metas: raise NotusError(f"{folder}: every split file is empty; there is nothing for a dataset card to describe.")
+    files = {k: files[k] for k in metas}
     n = sum(m.num_rows for m in metas.values())
     name = Path(next(iter(report['files'].values()))).parent.name
     data = DatasetCardData(
@@ -282,7 +284,9 @@ def _columns(files:dict)->list:
             'chosen_model': 'model that wrote chosen', 'rejected_model': 'model that wrote rejected'}
     t = pd.DataFrame({'type': {f.name: str(f.type).replace('element: ', '') for f in s}, 'meaning': {f.name: desc.get(f.name, '') for f in s}}).rename_axis('column')
     return ["## Dataset structure", "", "| split | file | pairs |", "|---|---|---|"] + [
-        f"| {k} | `{f.name}` | {pq.ParquetFile(f).metadata.num_rows} |" for k, f in files.items()] + ["", md_table(t), ""]
+        f"| {k} | `{f.name}` | {pq.ParquetFile(f).metadata.num_rows} |" for k, f in files.items()] + [""] + (
+        [f"Empty splits ({', '.join(empty)}) are left out of the card's `configs`: `load_dataset` cannot read an empty Parquet file.", ""]
+        if (empty := [k for k, f in files.items() if not pq.ParquetFile(f).metadata.num_rows]) else []) + [md_table(t), ""]
 
 # %% ../nbs/04_card.ipynb #6ec3f14a
 def dataset_card(
@@ -310,7 +314,8 @@ def dataset_card(
             f"and split by prompt ({', '.join(f'{k} {v}' for k, v in report['splits'].items())}). Every number on this card comes "
             "from `report.json` beside it or from the data files.", ""]
     body += _columns(files) + _accounting(report) + _binarization(report) + _mismatch(mismatch, files)
-    body += _decontamination(report, rows, benchmarks) + _length(report, files) + _usage(report, name, files)
+    listed = {f['split']: folder/f['path'] for f in header.configs[0]['data_files']}     # the splits with rows
+    body += _decontamination(report, rows, benchmarks) + _length(report, listed) + _usage(report, name, listed)
     lic = card_license(report['input'], license, source_datasets)
     body += ["## License and sources", "", f"License: `{header.license}`. {lic['provenance']} Source datasets: "
              + ', '.join(f'`{s}`' for s in header.source_datasets) + ".", "",
@@ -352,7 +357,8 @@ def check_card(
     if not files: raise NotusError(f"{path}: no default config with data_files (split and path); write the card again.")
     absent = [p for p in files.values() if not (folder/p).is_file()]
     if absent: raise NotusError(f"{path}: data_files name {', '.join(absent)}, which is not in {folder}; fix the path or write the card again.")
-    unlisted = sorted(f.name for f in folder.glob('*.parquet') if f.name not in {Path(p).name for p in files.values()})
+    unlisted = sorted(f.name for f in folder.glob('*.parquet') if f.name not in {Path(p).name for p in files.values()}
+                      and pq.ParquetFile(f).metadata.num_rows)                          # an empty file is left out on purpose
     if unlisted: raise NotusError(f"{path}: the data files {', '.join(unlisted)} of {folder} are not in data_files; load_dataset would skip them.")
     rows = {k: pq.ParquetFile(folder/p).metadata.num_rows for k, p in files.items()}
     info = header.get('dataset_info') or {}
