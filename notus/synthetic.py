@@ -11,11 +11,11 @@ from dataclasses import dataclass, asdict, field
 from pathlib import Path
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 from .core import NotusError, atomic_path, check_output
-from .data import ASPECTS, ultrafeedback_features, ultrafeedback_schema
+from .data import ASPECTS, arrow_table, ultrafeedback_features, ultrafeedback_schema
 
 # %% auto #0
-__all__ = ['SOURCES', 'MODEL_QUALITY', 'PRINCIPLES', 'INVALID_KINDS', 'DefectRates', 'make_ultrafeedback', 'write_ultrafeedback',
-           'generate_data_cli']
+__all__ = ['SOURCES', 'MODEL_QUALITY', 'PRINCIPLES', 'INVALID_KINDS', 'JUDGE_DEFECTS', 'DefectRates', 'make_ultrafeedback',
+           'plant_judge_defects', 'write_ultrafeedback', 'generate_data_cli']
 
 # %% ../nbs/00a_synthetic.ipynb #a47c8b11
 @dataclass
@@ -250,6 +250,71 @@ def make_ultrafeedback(
                           'unicode': np.repeat([p[4] for p in prompts], k), 'invalid': np.repeat(broken, k)})
     return ds, truth
 
+# %% ../nbs/00a_synthetic.ipynb #7df3d024
+JUDGE_DEFECTS = ['ten_point_scale', 'constant_column', 'all_na_column', 'rating_out_of_scale', 'rating_not_a_number',
+                 'rating_malformed', 'score_out_of_scale', 'score_10_low_ratings', 'score_1_high_ratings', 'critique_score_mismatch']
+
+def _doubled(r:str)->str: return r if r == 'N/A' else str(2 * int(r))
+
+def plant_judge_defects(
+    data,                   # UltraFeedback rows in the schema (e.g. `make_ultrafeedback(n, rates=DefectRates(inflated_score=0))`)
+    defects:list=JUDGE_DEFECTS, # which defects to plant (names of `JUDGE_DEFECTS`)
+    rate:float=0.02,        # share of completions hit by each per-completion defect
+    seed:int=0,             # seed of the draws
+)->tuple:
+    "Plant judge-output defects; returns `(pa.Table, truth)`, truth = {check: {'completions', 'rows', 'group'}}: what each check of `notus.judge` should find."
+    bad = set(defects) - set(JUDGE_DEFECTS)
+    if bad: raise NotusError(f"unknown defect(s) {', '.join(sorted(bad))}; choose among {', '.join(JUDGE_DEFECTS)}.")
+    table = arrow_table(data)
+    recs, rng = table.to_pylist(), np.random.default_rng(seed)      # a fixture generator: a few thousand rows at most
+    pos = [(i, j) for i, r in enumerate(recs) for j in range(len(r['completions']))]
+    comp = lambda k: recs[pos[k][0]]['completions'][pos[k][1]]
+    model, source = pd.Series([comp(k)['model'] for k in range(len(pos))]), pd.Series([recs[i]['source'] for i, _ in pos])
+    by_model, by_source = model.value_counts().index.tolist(), source.value_counts().index.tolist()
+    truth, taken = {}, np.zeros(len(pos), bool)
+    def note(check, hit, group=None):
+        t = truth.setdefault(check, {'completions': 0, 'rows': set(), 'group': group})
+        t['completions'] += int(hit.sum()); t['rows'] |= {pos[k][0] for k in np.flatnonzero(hit)}
+    if 'ten_point_scale' in defects:              # the most frequent model's ratings doubled: 1-5 becomes 2-10
+        m = (model == by_model[0]).to_numpy(); taken |= m
+        for k in np.flatnonzero(m):
+            for a in ASPECTS: comp(k)['annotations'][a]['Rating'] = _doubled(comp(k)['annotations'][a]['Rating'])
+    if 'constant_column' in defects:              # the second model's honesty always 3
+        m = (model == by_model[1]).to_numpy(); taken |= m
+        for k in np.flatnonzero(m): comp(k)['annotations']['honesty']['Rating'] = '3'
+        note('constant_column', m, by_model[1])
+    if 'all_na_column' in defects:                # the second source's truthfulness always N/A
+        m = (source == by_source[1]).to_numpy(); taken |= m
+        for k in np.flatnonzero(m): comp(k)['annotations']['truthfulness']['Rating'] = 'N/A'
+        note('all_na_column', m, by_source[1])
+    if 'ten_point_scale' in defects:              # what is above 5 once the groups are planted (one source's truthfulness is N/A)
+        above = np.array([model[k] == by_model[0] and any(comp(k)['annotations'][a]['Rating'] not in ('N/A', '2', '4') for a in ASPECTS)
+                          for k in range(len(pos))], bool)
+        note('ten_point_scale', above, by_model[0]); note('rating_out_of_scale', above)
+    for d in JUDGE_DEFECTS[3:]:                         # per-completion defects, on disjoint draws outside the groups above
+        if d not in defects: continue
+        free = np.flatnonzero(~taken)
+        ks = np.sort(rng.choice(free, size=min(len(free), max(1, round(rate * len(pos)))), replace=False))
+        taken[ks] = True
+        for k in ks:
+            c, a = comp(k), ASPECTS[rng.integers(len(ASPECTS))]
+            if d == 'rating_out_of_scale': c['annotations'][a]['Rating'] = str(rng.choice(['0', '6', '7', '9', '11', '-1']))
+            elif d == 'rating_not_a_number': c['annotations'][a]['Rating'] = str(rng.choice(['excellent', '', 'four', '4/5', 'None']))
+            elif d == 'rating_malformed': c['annotations'][a]['Rating'] = str(rng.choice(['4.5', '+4', '03', '2.', '3.25']))
+            elif d == 'score_out_of_scale': c['overall_score'] = float(rng.choice([0.0, 11.0, 50.0, -1.0]))
+            elif d == 'score_10_low_ratings':
+                for b in ASPECTS: c['annotations'][b]['Rating'] = str(rng.integers(1, 3))
+                c['overall_score'], c['critique'] = 10.0, 'The response is wrong and unhelpful. Rating: 1/10'
+            elif d == 'score_1_high_ratings':
+                for b in ASPECTS: c['annotations'][b]['Rating'] = str(rng.integers(4, 6))
+                c['overall_score'], c['critique'] = 1.0, 'An excellent, complete and accurate answer. Score: 10/10'
+            else:
+                s = c['overall_score']; c['critique'] += f' Overall: {int(s + 3 if s <= 6 else s - 3)}/10'
+        hit = np.isin(np.arange(len(pos)), ks)
+        note(d, hit)
+        if d in ('score_10_low_ratings', 'score_1_high_ratings'): note('critique_score_mismatch', hit)
+    return pa.Table.from_pylist(recs, schema=table.schema), {c: {**t, 'rows': sorted(t['rows'])} for c, t in truth.items()}
+
 # %% ../nbs/00a_synthetic.ipynb #c1e821a2
 def write_ultrafeedback(
     path:str|Path,              # `.parquet`, `.jsonl`/`.json`, or a folder (saved Arrow dataset)
@@ -257,10 +322,15 @@ def write_ultrafeedback(
     seed:int=0,                 # generator seed
     invalid_rate:float=0.0,     # share of prompts broken (see `INVALID_KINDS`)
     response_chars:int|None=None, # response length in characters (None: short templates)
+    judge_defects:list=(),      # judge-output defects to plant (see `plant_judge_defects`)
+    judge_rate:float=0.02,      # share of completions hit by each per-completion judge defect
 )->Path:
     "Generate rows with `make_ultrafeedback` and write them to `path` atomically; returns the path."
     path = check_output(path, suffixes=['.parquet', '.jsonl', '.json', ''])
     ds = make_ultrafeedback(n_prompts, seed, invalid_rate=invalid_rate, response_chars=response_chars)
+    if judge_defects:
+        import datasets
+        ds = datasets.Dataset(plant_judge_defects(ds, judge_defects, judge_rate, seed)[0])
     suf = path.suffix.lower()
     with atomic_path(path, is_dir=suf == '') as tmp:
         if suf == '.parquet': pq.write_table(ds.data.table, tmp, compression='zstd')
@@ -275,9 +345,13 @@ def generate_data_cli(
     seed:int=0,             # generator seed
     invalid_rate:float=0.0, # share of prompts broken so that validation drops them (0.01 = 1%)
     response_chars:int=0,   # response length in characters, as long as real ones (e.g. 1700); 0: short templates
+    judge_defects:list=(),  # judge-output defects to plant (names of `JUDGE_DEFECTS`, or all)
+    judge_rate:float=0.02,  # share of completions hit by each per-completion judge defect
 )->dict:
     "Write synthetic UltraFeedback rows with planted defects (the benchmarks' input)."
-    out = write_ultrafeedback(output, prompts, seed, invalid_rate=invalid_rate, response_chars=response_chars or None)
+    defects = list(JUDGE_DEFECTS) if 'all' in judge_defects else list(judge_defects)
+    out = write_ultrafeedback(output, prompts, seed, invalid_rate=invalid_rate, response_chars=response_chars or None,
+                              judge_defects=defects, judge_rate=judge_rate)
     print(f"wrote {prompts} prompts ({4 * prompts} completions) to {out}")
     return {'output': str(out), 'prompts': prompts, 'completions': 4 * prompts, 'seed': seed,
-            'invalid_rate': invalid_rate, 'response_chars': response_chars}
+            'invalid_rate': invalid_rate, 'response_chars': response_chars, 'judge_defects': defects, 'judge_rate': judge_rate}
