@@ -17,7 +17,7 @@ from .report import md_table
 # %% auto #0
 __all__ = ['SIZE_CATEGORIES', 'UF_HUB_ID', 'UF_LICENSE', 'SAMPLE', 'size_category', 'card_license', 'split_files', 'card_header',
            'stage_table', 'mismatch_findings', 'pair_bands', 'decontamination_matches', 'length_bias', 'dataset_card',
-           'write_card', 'check_card']
+           'write_card', 'check_card', 'card_cli']
 
 # %% ../nbs/04_card.ipynb #9cbc6623
 SIZE_CATEGORIES = ((10**3, 'n<1K'), (10**4, '1K<n<10K'), (10**5, '10K<n<100K'), (10**6, '100K<n<1M'),
@@ -368,3 +368,26 @@ def check_card(
     if header['size_categories'] != [size_category(sum(rows.values()))]:
         raise NotusError(f"{path}: size_categories {header['size_categories']} does not fit {sum(rows.values())} rows ({size_category(sum(rows.values()))}).")
     return header
+
+# %% ../nbs/04_card.ipynb #7cc1863e
+def card_cli(
+    folder:str,                 # a folder `notus curate` wrote (report.json and the split files)
+    license:str|None=None,      # license to declare (default: inherited from UltraFeedback, MIT)
+    check:bool=False,           # only check the card that is there (header, data_files, row counts); write nothing
+)->dict:
+    "Write the dataset card README.md of a curated folder from its report.json, or check the one it has."
+    f = Path(folder)
+    if not check:
+        rfile = f/'report.json'
+        if not rfile.is_file(): raise NotusError(f"{folder} has no report.json, so it is not a folder notus curate wrote; run notus curate first.")
+        try: report = json.loads(rfile.read_text(encoding='utf-8'))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e: raise NotusError(f"{rfile} is not valid JSON ({e}); run notus curate again.") from None
+        if not isinstance(report, dict) or not {'input', 'binarize', 'clean', 'splits', 'files'} <= set(report):
+            raise NotusError(f"{rfile} is not a notus curate report (it lacks input, binarize, clean, splits or files); run notus curate again.")
+        write_card(report, f, license=license)
+    elif license: raise NotusError("--license changes the card, and --check writes nothing: give one of them.")
+    h = check_card(f)
+    rows = {s['name']: s['num_examples'] for s in (h.get('dataset_info') or {}).get('splits', [])}
+    print(f"{'checked' if check else 'wrote'} {f/'README.md'}: license {h['license']}, size {h['size_categories'][0]}, "
+          + ', '.join(f'{k} {n} pairs' for k, n in rows.items()) + f"; load_dataset('{folder}') reads it")
+    return {'card': str(f/'README.md'), 'license': h['license'], 'splits': rows, 'checked': True}

@@ -175,3 +175,18 @@ def test_card_pairs_train_one_dpo_step(curated, tmp_path):
     res = DPOTrainer(model=model, ref_model=cp.deepcopy(model), args=args, train_dataset=train, processing_class=tok).train()
     assert res.global_step == 1
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+def test_card_cli_rewrites_and_checks(copy, capsys):
+    "The card written again from report.json (a new license) still loads; --check reads it back; a broken one fails."
+    import datasets
+    from notus.card import card_cli
+    out, text = copy
+    r = card_cli(str(out), license='apache-2.0')
+    assert r['license'] == 'apache-2.0' and _header((out/'README.md').read_text())['license'] == 'apache-2.0'
+    assert {k: len(v) for k, v in datasets.load_dataset(str(out)).items()} == _rows(out)
+    assert card_cli(str(out), check=True)['splits'] == _rows(out)
+    assert 'wrote' in capsys.readouterr().out
+    (out/'README.md').write_text(text.replace('path: train_prefs.parquet', 'path: elsewhere.parquet'))
+    with pytest.raises(NotusError, match='elsewhere.parquet'): card_cli(str(out), check=True)
+    (out/'report.json').unlink()
+    with pytest.raises(NotusError, match='no report.json'): card_cli(str(out))
