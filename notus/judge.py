@@ -11,12 +11,11 @@ from .data import (ASPECTS, SCORE_RANGE, NotusError, ValidationReport, arrow_tab
                         rating_accepted, score_accepted, load_ultrafeedback, validate_ultrafeedback, summarize)
 
 # %% auto #0
-__all__ = ['RATING_SCALE', 'CHECKS', 'KINDS', 'DEFECTS', 'rating_values', 'stated_scores', 'is_kind', 'judge_frame',
-           'make_finding', 'scale_findings', 'ten_point_findings', 'mean_rating', 'parse_findings', 'column_findings',
-           'judge_findings', 'finding_line', 'findings_text', 'judge_section', 'plant_judge_defects', 'detection_table',
-           'load_checked', 'validate_cli']
+__all__ = ['RATING_SCALE', 'CHECKS', 'KINDS', 'rating_values', 'stated_scores', 'is_kind', 'judge_frame', 'make_finding',
+           'scale_findings', 'ten_point_findings', 'mean_rating', 'parse_findings', 'column_findings', 'judge_findings',
+           'finding_line', 'findings_text', 'judge_section', 'detection_table', 'load_checked', 'validate_cli']
 
-# %% ../nbs/00e_judge.ipynb #a1f2889b
+# %% ../nbs/00e_judge.ipynb #a4d5ab76
 RATING_SCALE = (1, 5)   # UltraFeedback's declared scale for the four aspect ratings (overall_score: `notus.data.SCORE_RANGE`)
 CHECKS = {
     'rating_out_of_scale': 'an aspect rating is a number outside the declared scale',
@@ -31,7 +30,7 @@ CHECKS = {
     'constant_column': 'a column has one value for every completion of the file, a model or a source',
 }
 
-# %% ../nbs/00e_judge.ipynb #444b184d
+# %% ../nbs/00e_judge.ipynb #d6148868
 _NUMBER = r'^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)$'
 
 def rating_values(
@@ -45,7 +44,7 @@ def rating_values(
     num = np.asarray(pc.fill_null(num, False), bool)
     return vals, np.select([num, na, np.asarray(arr.is_null(), bool)], ['number', 'na', 'missing'], 'text')
 
-# %% ../nbs/00e_judge.ipynb #8258655c
+# %% ../nbs/00e_judge.ipynb #42b05390
 _OUT_OF_10 = r'(?P<n>[0-9]+(?:\.[0-9]+)?)\s*/\s*10(?:[^0-9]|$)'
 
 def stated_scores(
@@ -55,7 +54,7 @@ def stated_scores(
     m = pc.extract_regex(pc.fill_null(critique, ''), _OUT_OF_10)
     return pc.cast(pc.struct_field(m, [0]), pa.float64()).to_numpy(zero_copy_only=False)
 
-# %% ../nbs/00e_judge.ipynb #7553e44b
+# %% ../nbs/00e_judge.ipynb #ad93ab86
 KINDS = ['number', 'na', 'missing', 'text']
 
 def is_kind(
@@ -70,7 +69,7 @@ def judge_frame(
     data,                        # UltraFeedback rows in the schema, validated or not (`pyarrow.Table` or `datasets.Dataset`)
     rows:np.ndarray|None=None,   # input row number of each row (default: 0, 1, ...)
 )->pd.DataFrame:
-    "One row per completion: input `row`, `source`, `model`, each aspect's value, kind, text and acceptance, `overall_score`, the critique's stated score."
+    "One row per completion: input `row`, `source`, `model`, each aspect's value, kind, acceptance and text (where refused), `overall_score`, the critique's stated score."
     table = arrow_table(data)
     comps, parents, _ = flat_completions(table)
     rows = np.arange(table.num_rows) if rows is None else np.asarray(rows, np.int64)
@@ -82,8 +81,8 @@ def judge_frame(
         r = struct_field(comps, f'annotations.{a}.Rating')
         df[a], kind = rating_values(r)
         df[f'{a}_kind'] = pd.Categorical(kind, categories=KINDS)
-        df[f'{a}_text'] = pc.if_else(pa.array(kind == 'text'), r, pa.scalar(None, r.type)).to_pandas()  # only what is not a number
-        df[f'{a}_ok'] = rating_accepted(r)
+        df[f'{a}_ok'] = ok = rating_accepted(r)
+        df[f'{a}_text'] = pc.if_else(pa.array((kind == 'text') | ~ok), r, pa.scalar(None, r.type)).to_pandas()  # as written, where refused
     score = pc.cast(struct_field(comps, 'overall_score'), pa.float64())
     df['overall_score'] = pc.fill_null(score, np.nan).to_numpy(zero_copy_only=False)
     df['score_ok'] = score_accepted(score)
@@ -92,7 +91,7 @@ def judge_frame(
     df['critique'] = crit.to_pandas()
     return df
 
-# %% ../nbs/00e_judge.ipynb #bc6a7649
+# %% ../nbs/00e_judge.ipynb #4ab0d5b4
 def _counts(s:pd.Series, top:int=10)->dict:
     "The `top` most frequent values of `s` with their counts, as JSON: text keys (numbers as written: 7, 4.5), int counts."
     return {(f'{k:g}' if isinstance(k, (float, np.floating)) else str(k)): int(v) for k, v in s.value_counts().head(top).items()}
@@ -111,7 +110,7 @@ def make_finding(
     return {'check': check, 'column': column, 'count': int(m.sum()), 'rows': np.unique(sub.row).tolist(),
             'models': _counts(sub.model), 'sources': _counts(sub.source), **extra}
 
-# %% ../nbs/00e_judge.ipynb #96b30d67
+# %% ../nbs/00e_judge.ipynb #0bf40ef6
 def scale_findings(
     jf:pd.DataFrame,              # `judge_frame`
     scale:tuple=RATING_SCALE,     # the declared scale of the aspect ratings
@@ -121,14 +120,14 @@ def scale_findings(
     for a in ASPECTS:
         v, ok, num, text = jf[a].to_numpy(), jf[f'{a}_ok'].to_numpy(), is_kind(jf, a, 'number'), is_kind(jf, a, 'text')
         outside = num & ((v < scale[0]) | (v > scale[1]))
-        out += [make_finding('rating_out_of_scale', jf, outside, a, values=_counts(jf[a][outside])),
-                make_finding('rating_not_a_number', jf, text, a, values=_counts(jf[f'{a}_text'][text])),
-                make_finding('rating_malformed', jf, num & ~outside & ~ok, a, values=_counts(jf[a][num & ~outside & ~ok]))]
+        odd = num & ~outside & ~ok
+        out += [make_finding(check, jf, m, a, values=_counts(jf[f'{a}_text'][m]))
+                for check, m in (('rating_out_of_scale', outside), ('rating_not_a_number', text), ('rating_malformed', odd))]
     bad = ~jf.score_ok.to_numpy()
     out.append(make_finding('score_out_of_scale', jf, bad, 'overall_score', values=_counts(jf.overall_score[bad].astype(str))))
     return [f for f in out if f]
 
-# %% ../nbs/00e_judge.ipynb #8816fcb9
+# %% ../nbs/00e_judge.ipynb #fe4959c8
 def _groups(jf:pd.DataFrame)->list:
     "(by, group code of each completion, group names) for the whole file, the models and the sources."
     out = [('file', np.zeros(len(jf), np.int64), ['all'])]
@@ -162,7 +161,7 @@ def ten_point_findings(
         if by == 'file': file_hit = hit[0]
     return out
 
-# %% ../nbs/00e_judge.ipynb #f6879630
+# %% ../nbs/00e_judge.ipynb #61621155
 def mean_rating(
     jf:pd.DataFrame,           # `judge_frame`
     scale:tuple=RATING_SCALE,  # ratings outside it do not count
@@ -175,7 +174,7 @@ def mean_rating(
         n = ok.sum(1)
         return np.where(n > 0, np.where(ok, v, 0).sum(1) / np.maximum(n, 1), np.nan)
 
-# %% ../nbs/00e_judge.ipynb #07b2af45
+# %% ../nbs/00e_judge.ipynb #4e6c0be7
 def parse_findings(
     jf:pd.DataFrame,              # `judge_frame`
     scale:tuple=RATING_SCALE,     # the declared scale of the aspect ratings
@@ -191,7 +190,7 @@ def parse_findings(
                make_finding('critique_score_mismatch', jf, ~np.isnan(st) & ~np.isnan(s) & (st != s), 'critique')]
     return [f for f in out if f]
 
-# %% ../nbs/00e_judge.ipynb #439caf73
+# %% ../nbs/00e_judge.ipynb #ebff142b
 def _column_key(jf:pd.DataFrame, c:str)->np.ndarray:
     "Integer codes of column `c`'s values: equal codes, equal values (a rating: its number, its text, or its kind)."
     if c not in ASPECTS: return pd.factorize(jf[c])[0]
@@ -225,7 +224,7 @@ def column_findings(
             if by == 'file' and (all_na | const)[0]: file_hit.add(c)
     return out
 
-# %% ../nbs/00e_judge.ipynb #3fe5475e
+# %% ../nbs/00e_judge.ipynb #8fa57e16
 def judge_findings(
     data,                          # UltraFeedback rows in the schema, validated or not
     rows:np.ndarray|None=None,     # input row number of each row (`ValidationReport.kept_rows`; default 0, 1, ...)
@@ -239,7 +238,7 @@ def judge_findings(
           + parse_findings(jf, scale) + column_findings(jf, min_group))
     return sorted(fs, key=lambda f: list(CHECKS).index(f['check']))
 
-# %% ../nbs/00e_judge.ipynb #da32c277
+# %% ../nbs/00e_judge.ipynb #b0ab7a68
 def finding_line(
     f:dict,            # a finding
     max_rows:int=8,    # input rows listed
@@ -259,7 +258,7 @@ def findings_text(
     if not findings: return f"judge checks: none of the {len(CHECKS)} checks found anything."
     return '\n'.join([f"judge checks: {len(findings)} findings"] + ['  ' + finding_line(f) for f in findings])
 
-# %% ../nbs/00e_judge.ipynb #8c3ebd0f
+# %% ../nbs/00e_judge.ipynb #3c6a0949
 def judge_section(
     findings:list,     # from `judge_findings`
 )->dict:
@@ -274,72 +273,7 @@ def judge_section(
                        'first rows': ', '.join(map(str, f['rows'][:5])) + (' ...' if len(f['rows']) > 5 else '')} for f in findings])
     return {'title': 'Judge outputs', 'text': text, 'table': t.set_index('check')}
 
-# %% ../nbs/00e_judge.ipynb #9d7624e0
-DEFECTS = ['ten_point_scale', 'constant_column', 'all_na_column', 'rating_out_of_scale', 'rating_not_a_number',
-           'rating_malformed', 'score_out_of_scale', 'score_10_low_ratings', 'score_1_high_ratings', 'critique_score_mismatch']
-
-def _doubled(r:str)->str: return r if r == 'N/A' else str(2 * int(r))
-
-def plant_judge_defects(
-    data,                   # UltraFeedback rows in the schema (e.g. `make_ultrafeedback(n, rates=DefectRates(inflated_score=0))`)
-    defects:list=DEFECTS,   # which defects to plant (names of `DEFECTS`)
-    rate:float=0.02,        # share of completions hit by each per-completion defect
-    seed:int=0,             # seed of the draws
-)->tuple:
-    "Plant judge-output defects; returns `(pa.Table, truth)`, truth = {check: {'completions', 'rows', 'group'}}: what each check should find."
-    bad = set(defects) - set(DEFECTS)
-    if bad: raise NotusError(f"unknown defect(s) {', '.join(sorted(bad))}; choose among {', '.join(DEFECTS)}.")
-    table = arrow_table(data)
-    recs, rng = table.to_pylist(), np.random.default_rng(seed)      # a fixture generator: a few thousand rows at most
-    pos = [(i, j) for i, r in enumerate(recs) for j in range(len(r['completions']))]
-    comp = lambda k: recs[pos[k][0]]['completions'][pos[k][1]]
-    model, source = pd.Series([comp(k)['model'] for k in range(len(pos))]), pd.Series([recs[i]['source'] for i, _ in pos])
-    by_model, by_source = model.value_counts().index.tolist(), source.value_counts().index.tolist()
-    truth, taken = {}, np.zeros(len(pos), bool)
-    def note(check, hit, group=None):
-        t = truth.setdefault(check, {'completions': 0, 'rows': set(), 'group': group})
-        t['completions'] += int(hit.sum()); t['rows'] |= {pos[k][0] for k in np.flatnonzero(hit)}
-    if 'ten_point_scale' in defects:              # the most frequent model's ratings doubled: 1-5 becomes 2-10
-        m = (model == by_model[0]).to_numpy(); taken |= m
-        for k in np.flatnonzero(m):
-            for a in ASPECTS: comp(k)['annotations'][a]['Rating'] = _doubled(comp(k)['annotations'][a]['Rating'])
-    if 'constant_column' in defects:              # the second model's honesty always 3
-        m = (model == by_model[1]).to_numpy(); taken |= m
-        for k in np.flatnonzero(m): comp(k)['annotations']['honesty']['Rating'] = '3'
-        note('constant_column', m, by_model[1])
-    if 'all_na_column' in defects:                # the second source's truthfulness always N/A
-        m = (source == by_source[1]).to_numpy(); taken |= m
-        for k in np.flatnonzero(m): comp(k)['annotations']['truthfulness']['Rating'] = 'N/A'
-        note('all_na_column', m, by_source[1])
-    if 'ten_point_scale' in defects:              # what is above 5 once the groups are planted (one source's truthfulness is N/A)
-        above = np.array([model[k] == by_model[0] and any(comp(k)['annotations'][a]['Rating'] not in ('N/A', '2', '4') for a in ASPECTS)
-                          for k in range(len(pos))], bool)
-        note('ten_point_scale', above, by_model[0]); note('rating_out_of_scale', above)
-    for d in DEFECTS[3:]:                         # per-completion defects, on disjoint draws outside the groups above
-        if d not in defects: continue
-        free = np.flatnonzero(~taken)
-        ks = np.sort(rng.choice(free, size=min(len(free), max(1, round(rate * len(pos)))), replace=False))
-        taken[ks] = True
-        for k in ks:
-            c, a = comp(k), ASPECTS[rng.integers(len(ASPECTS))]
-            if d == 'rating_out_of_scale': c['annotations'][a]['Rating'] = str(rng.choice(['0', '6', '7', '9', '11', '-1']))
-            elif d == 'rating_not_a_number': c['annotations'][a]['Rating'] = str(rng.choice(['excellent', '', 'four', '4/5', 'None']))
-            elif d == 'rating_malformed': c['annotations'][a]['Rating'] = str(rng.choice(['4.5', '+4', '03', '2.', '3.25']))
-            elif d == 'score_out_of_scale': c['overall_score'] = float(rng.choice([0.0, 11.0, 50.0, -1.0]))
-            elif d == 'score_10_low_ratings':
-                for b in ASPECTS: c['annotations'][b]['Rating'] = str(rng.integers(1, 3))
-                c['overall_score'], c['critique'] = 10.0, 'The response is wrong and unhelpful. Rating: 1/10'
-            elif d == 'score_1_high_ratings':
-                for b in ASPECTS: c['annotations'][b]['Rating'] = str(rng.integers(4, 6))
-                c['overall_score'], c['critique'] = 1.0, 'An excellent, complete and accurate answer. Score: 10/10'
-            else:
-                s = c['overall_score']; c['critique'] += f' Overall: {int(s + 3 if s <= 6 else s - 3)}/10'
-        hit = np.isin(np.arange(len(pos)), ks)
-        note(d, hit)
-        if d in ('score_10_low_ratings', 'score_1_high_ratings'): note('critique_score_mismatch', hit)
-    return pa.Table.from_pylist(recs, schema=table.schema), {c: {**t, 'rows': sorted(t['rows'])} for c, t in truth.items()}
-
-# %% ../nbs/00e_judge.ipynb #c5a48027
+# %% ../nbs/00e_judge.ipynb #c7d69c56
 def detection_table(
     findings:list,   # from `judge_findings`
     truth:dict,      # from `plant_judge_defects`
@@ -353,7 +287,7 @@ def detection_table(
         out.append({'check': c, 'planted rows': len(p), 'found': len(p & q), 'missed': len(p - q), 'found, not planted': len(q - p)})
     return pd.DataFrame(out).set_index('check')
 
-# %% ../nbs/00e_judge.ipynb #1093c2f6
+# %% ../nbs/00e_judge.ipynb #d290385f
 def load_checked(
     source=None,             # what `load_ultrafeedback` reads (None: the bundled sample)
     split:str='train',       # split, for hub ids and DatasetDict folders
@@ -368,7 +302,7 @@ def load_checked(
     for f in findings: f['dropped_by_validation'] = int((~np.isin(f['rows'], rep.kept_rows)).sum())
     return ds, rep, findings
 
-# %% ../nbs/00e_judge.ipynb #af21dc4d
+# %% ../nbs/00e_judge.ipynb #119069cc
 def validate_cli(
     input:str|None=None,  # UltraFeedback file or directory, or hub id (default: the bundled sample)
     strict:bool=False,    # fail on the first bad row instead of dropping it

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np, pyarrow as pa, pyarrow.parquet as pq
 import pytest
 from notus.data import ASPECTS, ultrafeedback_schema, validate_table
-from notus.synthetic import make_ultrafeedback, DefectRates
-from notus.judge import CHECKS, DEFECTS, judge_findings, plant_judge_defects, detection_table
+from notus.synthetic import make_ultrafeedback, DefectRates, JUDGE_DEFECTS as DEFECTS, plant_judge_defects
+from notus.judge import CHECKS, judge_findings, detection_table
 
 NOTUS = str(Path(sys.executable).parent/'notus')
 COMPANIONS = {'ten_point_scale': {'rating_out_of_scale'}, 'score_10_low_ratings': {'critique_score_mismatch'},
@@ -139,3 +139,18 @@ def test_a_ten_point_scale_is_told_from_scattered_typos(share, scale):
     fs = judge_findings(pa.Table.from_pylist(recs, schema=ultrafeedback_schema()))
     assert [(f['by'], f['group']) for f in fs if f['check'] == 'ten_point_scale'] == ([('model', model)] if scale else [])
     assert {f['check'] for f in fs} == ({'ten_point_scale', 'rating_out_of_scale'} if scale else {'rating_out_of_scale'})
+
+def test_generate_data_plants_what_validate_finds(tmp_path):
+    "notus generate-data --judge-defects all, then notus validate: the command-line round trip of the detection counts."
+    f = tmp_path/'j.parquet'
+    r = notus('generate-data', f, '--prompts', 600, '--seed', 21, '--judge-defects', 'all', '--json')
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)['judge_defects'] == DEFECTS
+    _, truth = plant_judge_defects(make_ultrafeedback(600, seed=21), DEFECTS, 0.02, 21)
+    found = found_rows(json.loads(notus('validate', f, '--json').stdout)['findings'])
+    for check in CHECKS:
+        planted = set(truth[check]['rows'])
+        if check == 'score_10_low_ratings': assert planted < found[check]     # and the generator's own overall_score bug
+        else: assert found[check] == planted, check
+    r = notus('generate-data', tmp_path/'x.jsonl', '--prompts', 5, '--judge-defects', 'typo')
+    assert r.returncode == 2 and 'unknown defect(s) typo' in r.stderr and not (tmp_path/'x.jsonl').exists()
