@@ -65,6 +65,7 @@ def is_kind(
     "Which completions' `aspect` rating is of `kind`."
     return (jf[f'{aspect}_kind'] == kind).to_numpy()
 
+# %% ../nbs/00e_judge.ipynb #2da65735
 def judge_frame(
     data,                        # UltraFeedback rows in the schema, validated or not (`pyarrow.Table` or `datasets.Dataset`)
     rows:np.ndarray|None=None,   # input row number of each row (default: 0, 1, ...)
@@ -96,6 +97,7 @@ def _counts(s:pd.Series, top:int=10)->dict:
     "The `top` most frequent values of `s` with their counts, as JSON: text keys (numbers as written: 7, 4.5), int counts."
     return {(f'{k:g}' if isinstance(k, (float, np.floating)) else str(k)): int(v) for k, v in s.value_counts().head(top).items()}
 
+# %% ../nbs/00e_judge.ipynb #55af2ed6
 def make_finding(
     check:str,          # name of the check (a key of `CHECKS`)
     jf:pd.DataFrame,    # `judge_frame`
@@ -136,10 +138,12 @@ def _groups(jf:pd.DataFrame)->list:
         out.append((by, codes, [str(n) for n in names]))
     return out
 
+# %% ../nbs/00e_judge.ipynb #93784b77
 def _per_group(codes:np.ndarray, x:np.ndarray, n:int)->np.ndarray:
     "Column sums of `x` (completions x columns) per group: groups x columns."
     return np.stack([np.bincount(codes, weights=x[:, i], minlength=n) for i in range(x.shape[1])], 1)
 
+# %% ../nbs/00e_judge.ipynb #43ef1b96
 def ten_point_findings(
     jf:pd.DataFrame,           # `judge_frame`
     scale:tuple=RATING_SCALE,  # the declared scale of the aspect ratings
@@ -200,6 +204,7 @@ def _column_key(jf:pd.DataFrame, c:str)->np.ndarray:
     out[~num] = pd.factorize(rest)[0] + (out[num].max() + 1 if num.any() else 0)
     return out
 
+# %% ../nbs/00e_judge.ipynb #326f1175
 def column_findings(
     jf:pd.DataFrame,      # `judge_frame`
     min_group:int=20,     # groups with fewer completions (or values) are not judged
@@ -251,6 +256,7 @@ def finding_line(
     drop = f"; validation drops {f['dropped_by_validation']} of these rows" if f.get('dropped_by_validation') else ''
     return f"{f['check']} in {f['column']}{where}: {f['count']} completions in {len(f['rows'])} rows{seen}{drop}; rows {rows}"
 
+# %% ../nbs/00e_judge.ipynb #d59c9353
 def findings_text(
     findings:list,     # from `judge_findings`
 )->str:
