@@ -276,13 +276,14 @@ def _usage(report:dict, name:str, files:dict)->list:
             f"or with notus: `notus train tiny-cpu --override data.source={name} data.test_size=0` (a tiny CPU run).", ""]
 
 def _columns(files:dict)->list:
+    "The split files and the columns; types as code, since `list<struct<...>>` would read as an HTML tag."
     s = pq.read_schema(next(iter(files.values())))
     desc = {'prompt_id': 'SHA-256 of the prompt text', 'prompt': 'the user turn(s), as messages', 'chosen': 'the preferred answer, as messages',
             'rejected': 'the other answer, as messages', 'source': "UltraFeedback's source subset", 'strategy': 'the binarization strategy',
             'chosen_rating': 'mean aspect rating of chosen', 'rejected_rating': 'mean aspect rating of rejected',
             'chosen_score': 'overall_score of chosen', 'rejected_score': 'overall_score of rejected',
             'chosen_model': 'model that wrote chosen', 'rejected_model': 'model that wrote rejected'}
-    t = pd.DataFrame({'type': {f.name: str(f.type).replace('element: ', '') for f in s}, 'meaning': {f.name: desc.get(f.name, '') for f in s}}).rename_axis('column')
+    t = pd.DataFrame({'type': {f.name: f"`{str(f.type).replace('element: ', '')}`" for f in s}, 'meaning': {f.name: desc.get(f.name, '') for f in s}}).rename_axis('column')
     return ["## Dataset structure", "", "| split | file | pairs |", "|---|---|---|"] + [
         f"| {k} | `{f.name}` | {pq.ParquetFile(f).metadata.num_rows} |" for k, f in files.items()] + [""] + (
         [f"Empty splits ({', '.join(empty)}) are left out of the card's `configs`: `load_dataset` cannot read an empty Parquet file.", ""]
