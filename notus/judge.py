@@ -254,7 +254,8 @@ def finding_line(
     seen = f.get('values') or f.get('stated') or ({'value': f['value']} if 'value' in f else {})
     seen = ('; ' + ', '.join(f'{k}: {v}' for k, v in list(seen.items())[:5])) if seen else ''
     drop = f"; validation drops {f['dropped_by_validation']} of these rows" if f.get('dropped_by_validation') else ''
-    return f"{f['check']} in {f['column']}{where}: {f['count']} completions in {len(f['rows'])} rows{seen}{drop}; rows {rows}"
+    n = lambda k, what: f"{k} {what}{'s' if k != 1 else ''}"
+    return f"{f['check']} in {f['column']}{where}: {n(f['count'], 'completion')} in {n(len(f['rows']), 'row')}{seen}{drop}; rows {rows}"
 
 # %% ../nbs/00e_judge.ipynb #d59c9353
 def findings_text(
