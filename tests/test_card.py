@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 from notus.core import NotusError, shared_file
 
 NOTUS = str(Path(sys.executable).parent/'notus')
-ALPACA, MT_BENCH = 'alpaca_eval_notus-7b-v1_model_outputs.json', 'mt_bench_question.jsonl'
+ALPACA, MT_BENCH, TQA = 'alpaca_eval_notus-7b-v1_model_outputs.json', 'mt_bench_question.jsonl', 'TruthfulQA.csv'
 
 def _header(text:str)->dict:
     m = re.match(r'---\n(.*?)\n---\n', text, re.S)
@@ -38,7 +38,7 @@ def planted(tmp_path_factory):
 def curated(tmp_path_factory, planted):
     "`notus curate` on the bundled sample with the planted benchmark (and the real benchmarks when present), no analysis."
     out = tmp_path_factory.mktemp('cur')/'uf_pairs'
-    bench = [str(planted[0])] + [str(p) for p in (shared_file(ALPACA), shared_file(MT_BENCH)) if p]
+    bench = [str(planted[0])] + [str(p) for p in (shared_file(ALPACA), shared_file(MT_BENCH), shared_file(TQA)) if p]
     r = subprocess.run([NOTUS, 'curate', '--output', str(out), '--seed', '3', '--no-analysis', '--benchmark', *bench],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
@@ -101,6 +101,10 @@ def test_card_numbers_are_the_datas(curated, planted):
     if shared_file(MT_BENCH):
         n = sum(len(json.loads(l)['turns']) for l in shared_file(MT_BENCH).read_text().splitlines() if l.strip())
         assert re.search(rf'\| mt_bench_question \| {n} \|', text)
+    if shared_file(TQA):
+        import pandas as pd
+        n = int(pd.read_csv(shared_file(TQA))['Question'].notna().sum())
+        assert re.search(rf'\| TruthfulQA \| {n} \|', text)
 
 def test_mismatch_findings_without_the_analysis_match_the_analysis(curated, tmp_path):
     "--no-analysis computes the findings itself; they are the numbers the analysis writes to mismatch.json."
