@@ -215,17 +215,20 @@ def column_findings(
     for c in cols:
         key = _column_key(jf, c)
         na = is_kind(jf, c, 'na') if c in ASPECTS else np.zeros(len(jf), bool)
+        here = ~is_kind(jf, c, 'missing') if c in ASPECTS else jf[c].notna().to_numpy()   # a missing value is validation's missing_field
+        val = here & ~na
         for by, codes, names in groups:
             if c in file_hit: break                   # the whole file says it already
-            size, n_na = np.bincount(codes, minlength=len(names)), np.bincount(codes, weights=na, minlength=len(names))
-            rng = pd.Series(key[~na]).groupby(codes[~na]).agg(['min', 'max']).reindex(range(len(names)))
-            all_na = (size >= min_group) & (n_na == size)
-            const = (size - n_na >= min_group) & (rng['min'] == rng['max']).to_numpy()
+            count = lambda x: np.bincount(codes, weights=x, minlength=len(names))
+            n_here, n_na, n_val = count(here), count(na), count(val)
+            rng = pd.Series(key[val]).groupby(codes[val]).agg(['min', 'max']).reindex(range(len(names)))
+            all_na = (n_here >= min_group) & (n_na == n_here)
+            const = (n_val >= min_group) & (rng['min'] == rng['max']).to_numpy()
             for g in np.flatnonzero(all_na | const):
                 m = codes == g
-                value = 'N/A' if all_na[g] else jf[c].iloc[np.flatnonzero(m & ~na)[0]]
+                value = 'N/A' if all_na[g] else jf[c].iloc[np.flatnonzero(m & val)[0]]
                 value = float(value) if isinstance(value, (float, np.floating)) else str(value)
-                out.append(make_finding('all_na_column' if all_na[g] else 'constant_column', jf, m, c, by=by, group=names[g], value=value))
+                out.append(make_finding('all_na_column' if all_na[g] else 'constant_column', jf, m & here, c, by=by, group=names[g], value=value))
             if by == 'file' and (all_na | const)[0]: file_hit.add(c)
     return out
 
