@@ -290,6 +290,11 @@ def _columns(files:dict)->list:
         if (empty := [k for k, f in files.items() if not pq.ParquetFile(f).metadata.num_rows]) else []) + [md_table(t), ""]
 
 # %% ../nbs/04_card.ipynb #6ec3f14a
+def _input_words(input:str)->str:
+    "The input as the card names it: a hub id as is, a local file by its name only (no path of the machine that ran curate)."
+    return ('the bundled sample of generated UltraFeedback rows' if input == SAMPLE else f'`{input}`' if _hub_id(input)
+            else f'a local file, `{Path(input).name}`, in UltraFeedback\'s layout')
+
 def dataset_card(
     report:dict,                    # the report `notus.curate.curate` returns
     folder:str|Path,                # the folder with the split files (and `analysis/` when written)
@@ -310,7 +315,7 @@ def dataset_card(
     n = sum(report['splits'].values())
     body = [f"# {header.pretty_name}", "",
             f"{n} preference pairs for DPO, in TRL's conversational format, made by [notus](https://github.com/notus-dev/notus) "
-            f"`notus curate` from {'the bundled sample of generated UltraFeedback rows' if report['input'] == SAMPLE else '`' + report['input'] + '`'}: "
+            f"`notus curate` from {_input_words(report['input'])}: "
             f"validated, binarized with the `{report['binarize']['strategy']}` strategy (seed {report['binarize']['seed']}), cleaned, "
             f"and split by prompt ({', '.join(f'{k} {v}' for k, v in report['splits'].items())}). Every number on this card comes "
             "from `report.json` beside it or from the data files.", ""]

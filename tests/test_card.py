@@ -129,7 +129,9 @@ def test_license_is_given_or_inherited(tmp_path):
     curate(uf, tmp_path/'o2', progress=False, analysis=False)
     h2 = check_card(tmp_path/'o2')
     assert h2['license'] == 'mit' and h2['source_datasets'] == ['openbmb/UltraFeedback']
-    assert 'inherited from [openbmb/UltraFeedback]' in (tmp_path/'o2'/'README.md').read_text()
+    text = (tmp_path/'o2'/'README.md').read_text()
+    assert 'inherited from [openbmb/UltraFeedback]' in text
+    assert 'a local file, `uf.parquet`' in text and str(tmp_path) not in text     # no path of this machine in the card
 
 @pytest.fixture
 def copy(curated, tmp_path):
