@@ -161,7 +161,7 @@ def score_run(
     mg = t.column('margin').to_numpy(zero_copy_only=False)
     rep = ModelReviewReport(rows_in=t.num_rows, rows_out=int((~np.isnan(mg)).sum()), disagree=int((mg < 0).sum()))
     gone = np.isnan(mg)
-    if gone.any(): rep.drop('prompt fills max_length', np.array(record_ids(t.filter(pa.array(gone)))))
+    if gone.any(): rep.drop('prompt_fills_max_length', np.array(record_ids(t.filter(pa.array(gone)))))
     return t, rep.check()
 
 def _read_pairs(source):
@@ -178,7 +178,7 @@ def _read_pairs(source):
 # %% ../nbs/07a_model_review.ipynb #7496fef6
 def review_score_cli(
     run:str,                    # a run folder from notus train
-    pairs:str|None=None,        # pairs to score instead of the run's own training pairs (any layout notus reads)
+    pairs:str|None=None,        # pairs to score instead of the run's own training pairs (a local file or folder, any layout notus reads)
     output:str|None=None,       # pairs file to write, most doubtful first (default: RUN/model_review.parquet)
     ref:str|None=None,          # reference model folder or hub id (default: what the run was trained from)
     batch_size:int=8,           # pairs per forward pass
