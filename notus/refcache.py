@@ -116,18 +116,26 @@ class RefLogpCache:
         out[hit] = self._logps[at[hit].astype(np.int64)]
         return out
 
-    def add(self, keys:pa.Array, logps:np.ndarray)->Path|None:
-        "Write one new shard with `keys` -> `logps` (nothing for no keys); returns its path."
+    def add(self,
+            keys:pa.Array,        # sequence keys (`sequence_keys`)
+            logps:np.ndarray,     # their reference log-probs
+            write:bool=True,      # write a shard (False: only remember them in memory, as the other processes of a run do)
+           )->Path|None:
+        "Add `keys` -> `logps`: one new shard (nothing for no keys); returns its path."
         import pyarrow.parquet as pq
         if len(keys) == 0: return None
+        if not write: self._remember(keys, logps); return None
         self.dir.mkdir(parents=True, exist_ok=True)
         if not (self.dir/'context.json').exists():
             with atomic_path(self.dir/'context.json') as tmp: Path(tmp).write_text(json.dumps(self.context, indent=2))
         p = self.dir/f"part-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}.parquet"
         with atomic_path(p) as tmp: pq.write_table(pa.table({'key': keys, 'logp': pa.array(np.asarray(logps, np.float64))}), tmp)
-        if self._keys is not None:
-            self._keys, self._logps = pa.concat_arrays([self._keys, keys.cast(pa.binary(16))]), np.concatenate([self._logps, logps])
+        self._remember(keys, logps)
         return p
+
+    def _remember(self, keys, logps):
+        if self._keys is None: self._load()
+        self._keys, self._logps = pa.concat_arrays([self._keys, keys.cast(pa.binary(16))]), np.concatenate([self._logps, logps])
 
 # %% ../nbs/06bb_refcache.ipynb #8645b866
 def _batch(seqs:dict, idx:np.ndarray, pad_id:int, multiple:int|None)->dict:
@@ -203,6 +211,7 @@ def cached_dpo_trainer():
             seqs = _both(*(join_sequences(t.column('prompt_ids'), t.column(c), L, mode) for c in ('chosen_ids', 'rejected_ids')))
             keys = sequence_keys(seqs)
             logps = self._ref_cache.lookup(keys)
+            self.accelerator.wait_for_everyone()                          # every rank has looked up before any rank writes
             miss = np.flatnonzero(np.isnan(logps))
             mk = keys.take(pa.array(miss, pa.int64()))
             todo = miss[pc.index_in(pc.unique(mk), value_set=mk).to_numpy()]   # each missing sequence once
@@ -213,8 +222,8 @@ def cached_dpo_trainer():
                        'prompt_len': seqs['prompt_len'][todo]}
                 new = self.reference_logps(sub, batch_size)
                 logps[miss] = new[pc.index_in(mk, value_set=keys.take(pa.array(todo))).to_numpy()]
-                if self.accelerator.is_main_process: self._ref_cache.add(keys.take(pa.array(todo)), new)
-                self.accelerator.wait_for_everyone()
+                self._ref_cache.add(keys.take(pa.array(todo)), new, write=self.accelerator.is_main_process)
+            self.accelerator.wait_for_everyone()
             n = len(t)
             st = {'sequences': 2 * n, 'cached': int(2 * n - len(miss)), 'computed': int(len(todo)),
                   'seconds': round(time.perf_counter() - t0, 3), 'cache': str(self._ref_cache.dir)}
