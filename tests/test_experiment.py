@@ -98,3 +98,17 @@ def test_rerun_reuses_finished_runs(out):
     src = pd.read_csv(out/'results_by_source.csv')
     assert (src.groupby(['trained_on', 'evaluated_on']).pairs.sum().sort_index().to_numpy()
             == before.set_index(['trained_on', 'evaluated_on']).pairs.sort_index().to_numpy()).all()
+
+def test_runs_share_the_reference_cache(out):
+    "The four runs computed each distinct reference sequence once: one cache row per computed sequence, no key twice."
+    import pyarrow as pa, pyarrow.parquet as pq
+    info = json.loads((out/'results.json').read_text())
+    tr, rf = pd.DataFrame(info['training']), info['reference_forward']
+    ctx = [d for d in (out/'reference_cache').iterdir() if d.is_dir()]
+    assert len(ctx) == 1                                                  # one start model, one tokenizer: one context
+    keys = pa.concat_tables([pq.read_table(p) for p in ctx[0].glob('part-*.parquet')]).column('key').to_pylist()
+    assert len(keys) == len(set(keys)) == rf['cached'] == tr.ref_computed.sum()
+    assert (tr.ref_precomputed == 2 * (tr.train_pairs + tr.test_pairs)).all()
+    assert tr.ref_computed.iloc[0] > 0 and (tr.ref_computed.iloc[1:] < tr.ref_precomputed.iloc[1:]).all()
+    assert rf['cached'] < rf['precomputed'] < rf['live']
+    assert 'Reference forward passes' in (out/'results.md').read_text()
