@@ -385,7 +385,7 @@ def train(
     if model is not None and tokenizer is None: raise NotusError("pass the tokenizer that goes with the given model.")
     ckpt = last_checkpoint(out) if resume else None
     if resume and _check_folder(out, recipe, ckpt):
-        print(f"notus train: {out} holds the finished run of this recipe; nothing to do (--fresh starts over)")
+        if main: print(f"notus train: {out} holds the finished run of this recipe; nothing to do (--fresh starts over)")
         return TrainResult.load(out, recipe)
     counts = None
     if main:                         # the data step runs once, in the main process, which alone writes files
@@ -420,7 +420,7 @@ def train(
     kind = str(trainer.accelerator.distributed_type).split('.')[-1]
     if main and os.environ.get('ACCELERATE_USE_FSDP', '').lower() == 'true' and kind != 'FSDP':
         warnings.warn(f"the launcher asked for FSDP, but accelerate applies FSDP on GPUs only: this run trains with {kind} (plain data parallel).")
-    if ckpt: print(f"notus train: resuming the unfinished run in {out} from {Path(ckpt).name}")
+    if ckpt and main: print(f"notus train: resuming the unfinished run in {out} from {Path(ckpt).name}")
     with warnings.catch_warnings():
         warnings.filterwarnings('ignore', message=TRL_FUTURE_WARNING, category=FutureWarning)
         res = trainer.train(resume_from_checkpoint=ckpt)
