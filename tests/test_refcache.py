@@ -118,3 +118,23 @@ def test_refused_settings(tmp_path):
     r = subprocess.run([str(NOTUS), 'train', str(TINY), '--output', str(tmp_path/'run'), '--override', f'launch.reference_cache={tmp_path/"file"}'],
                        cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and 'is a file' in r.stderr and 'Traceback' not in r.stderr
+
+def test_two_processes_share_one_cache(tmp_path):
+    "Under `accelerate launch` with 2 CPU processes: one line and one shard per dataset from the main process; a second run computes nothing."
+    import os, re, shutil
+    acc = shutil.which('accelerate', path=str(NOTUS.parent))
+    metrics = []
+    for name in ('a', 'b'):
+        rep = tmp_path/f'{name}.json'
+        r = subprocess.run([acc, 'launch', '--config_file', str(ROOT/'recipes'/'accelerate'/'cpu_ddp.yaml'), str(NOTUS), 'train', str(TINY),
+                            '--output', str(tmp_path/name), '--json-report', str(rep), '--override', f'launch.reference_cache={tmp_path/"cache"}',
+                            'training.num_train_epochs=1', 'training.save_strategy=no'],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, 'TQDM_DISABLE': '1'})
+        assert r.returncode == 0, r.stderr[-3000:]
+        lines = re.findall(r'notus: reference log-probs of (\w+): .* (\d+) computed', r.stdout)
+        assert [k for k, _ in lines] == ['train', 'eval'], r.stdout[-2000:]
+        metrics.append(json.loads(rep.read_text())['metrics'])
+    a, b = metrics
+    shards = list((tmp_path/'cache').glob('*/part-*.parquet'))
+    assert len(shards) == 2 and a['reference_computed'] > 0 and b['reference_computed'] == 0
+    assert b['reference_cached'] == a['reference_sequences'] and b['eval_rewards/accuracies'] == pytest.approx(a['eval_rewards/accuracies'], abs=1e-6)
