@@ -254,6 +254,7 @@ def test_resume_after_sigkill_under_the_launcher(runs, tmp_path):
     resumed = _record(out)
     start = int(Path(resumed['resumed_from']).name.split('-')[1])
     assert start >= ckpts[-1] and f'checkpoint-{start}' in r.stdout
+    assert r.stdout.count('resuming the unfinished run') == 1                 # said once, by the main process
     assert resumed['world_size'] == 2 and resumed['global_step'] == full['global_step']
     assert resumed['steps_this_run'] == full['global_step'] - start
     for k in ('eval_rewards/accuracies', 'eval_rewards/margins', 'eval_loss'):
