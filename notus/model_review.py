@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING: import datasets
 
 # %% auto #0
-__all__ = ['DOUBT_COLUMNS', 'run_training_pairs', 'pair_margins', 'doubt_table', 'precision_at_k', 'ModelReviewReport',
-           'score_run', 'review_score_cli']
+__all__ = ['DOUBT_COLUMNS', 'TRUST_ACCURACY', 'run_training_pairs', 'pair_margins', 'doubt_table', 'precision_at_k',
+           'ModelReviewReport', 'score_run', 'heldout_accuracy', 'review_score_cli']
 
 # %% ../nbs/07a_model_review.ipynb #c1a85bde
 def run_training_pairs(
@@ -175,6 +175,19 @@ def _read_pairs(source):
         d = d[k]
     return d
 
+# %% ../nbs/07a_model_review.ipynb #735c5bf6
+TRUST_ACCURACY = 0.75   # below this held-out reward accuracy, `notus review score` says the run's doubts are close to chance
+
+def heldout_accuracy(
+    run:str|Path,       # a run folder saved by `notus train`
+)->float|None:
+    "The run's held-out reward accuracy as `notus train` recorded it in `notus_train.json` (None: not recorded)."
+    import json
+    try: m = json.loads((Path(run)/'notus_train.json').read_text())['metrics']
+    except (OSError, ValueError, KeyError, TypeError): return None
+    a = m.get('eval_rewards/accuracies') if isinstance(m, dict) else None
+    return float(a) if isinstance(a, (int, float)) else None
+
 # %% ../nbs/07a_model_review.ipynb #7496fef6
 def review_score_cli(
     run:str,                    # a run folder from notus train
@@ -192,9 +205,13 @@ def review_score_cli(
     if pairs is not None and not Path(pairs).exists(): raise NotusError(f"{pairs}: no such file or folder.")
     t, rep = score_run(run, pairs, ref, batch_size)
     print(rep)
+    acc = heldout_accuracy(run)
+    if acc is not None and acc < TRUST_ACCURACY:
+        print(f"note: the run's held-out reward accuracy is {acc:.2f}, below {TRUST_ACCURACY}: its doubts are close to chance "
+              "(a model that has not learnt a preference beyond its training pairs)")
     print(f"wrote {write_pairs(t, out, inputs=[src])}")
     print(f"next: notus review push --from-run {run} --top 50" if output is None else f"next: notus review push {out} --top 50")
     top = t.slice(0, 5)
-    return {'run': str(run), 'pairs_file': str(src), **rep.to_dict(), 'output': str(out),
+    return {'run': str(run), 'pairs_file': str(src), **rep.to_dict(), 'output': str(out), 'heldout_accuracy': acc,
             'top': [{'id': i, 'margin': mg, 'suspicion': s} for i, mg, s in
                     zip(record_ids(top), top.column('margin').to_pylist(), top.column('suspicion').to_pylist())]}

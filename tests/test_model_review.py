@@ -72,6 +72,7 @@ def test_planted_swaps_rank_first_for_every_seed(scored):
     for seed, (rep, rows) in scored.items():
         planted = [r['planted'] for r in rows]
         k = sum(planted)
+        assert rep['heldout_accuracy'] > 0.75, (seed, rep['heldout_accuracy'])     # the model learnt a preference that holds
         assert k > 0
         # precision@k by hand: the k pairs with the highest suspicion (the file's order is not trusted)
         ranked = sorted(range(len(rows)), key=lambda i: -rows[i]['suspicion'])
