@@ -74,7 +74,7 @@ def test_analyze_report_has_the_length_sections(rows, tmp_path):
     assert set(col(found['control'], 'verdict')) == {'no clear bias'}
 
 def test_errors_are_one_sentence(rows, tmp_path):
-    for args, msg in [((rows['planted'],), 'no preference-pairs layout'), ((tmp_path/'none.parquet',), 'no such file'),
+    for args, msg in [((rows['planted'],), 'holds UltraFeedback rows'), ((tmp_path/'none.parquet',), 'no such file'),
                       ((rows['planted'], '--unit', 'tokens'), 'needs --tokenizer'), ((rows['planted'], '--unit', 'lines'), 'unknown --unit')]:
         r = notus_('length', *args)
         assert r.returncode == 2 and msg in r.stderr and 'Traceback' not in r.stderr, (args, r.stderr)
