@@ -91,7 +91,7 @@ def test_analyze_cli_writes_every_plot_and_the_report(tmp_path):
     assert r.returncode == 0, r.stderr
     out = tmp_path/'out'
     pngs = sorted(p.name for p in out.glob('*.png'))
-    assert pngs == ['aspect_ratings.png', 'disagreement.png', 'joint.png', 'mean_rating.png', 'models.png',
+    assert pngs == ['aspect_ratings.png', 'disagreement.png', 'joint.png', 'length.png', 'mean_rating.png', 'models.png',
                     'na_rates.png', 'overall_score.png', 'sources.png', 'suspicion.png']
     md, html = (out/'report.md').read_text(), (out/'report.html').read_text()
     for p in pngs:
