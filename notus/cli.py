@@ -27,6 +27,7 @@ VERBS = {
     'clean': 'notus.clean:clean_cli',
     'length': 'notus.length:length_cli',
     'curate': 'notus.curate:curate_cli',
+    'card': 'notus.card:card_cli',
     'review': {'push': 'notus.review:review_push_cli', 'pull': 'notus.review:review_pull_cli',
                'apply': 'notus.review:review_apply_cli', 'score': 'notus.model_review:review_score_cli'},
     'train': 'notus.dpo:train_cli',
