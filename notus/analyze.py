@@ -42,6 +42,7 @@ def analysis_report(
     cf:pd.DataFrame|None=None, # the rows' `completions_frame` (with `text=True` for the mismatch sections), when already built
     findings:list|None=None, # from `notus.judge.load_checked`: a section on the judge's outputs after the validation section
     length:bool=True,     # add the sections of `notus.length` (length bias per strategy, source and model; balancing)
+    seed:int=42,          # seed of the binarization draws behind the comparisons (mismatch, length)
 )->Path:
     "Write tables (CSV/JSON), plots (PNG) and a one-page report.md (and .html) to `out_dir`; returns report.md."
     from tqdm.auto import tqdm
@@ -55,8 +56,8 @@ def analysis_report(
         sections += analysis_sections(cf, out_dir, bar)
         if mismatch:
             rows = input_rows(validation, len(ds)) if validation is not None else None
-            sections += mismatch_sections(ds, out_dir, top=top, cf=cf, progress=bar, rows=rows)
-        if length: sections += length_sections(ds, out_dir, cf=cf); bar.update()
+            sections += mismatch_sections(ds, out_dir, top=top, cf=cf, progress=bar, rows=rows, seed=seed)
+        if length: sections += length_sections(ds, out_dir, seed=seed, cf=cf); bar.update()
         path = write_report(sections, out_dir, title=title, html=html); bar.update()
     return path
 

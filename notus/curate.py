@@ -208,7 +208,7 @@ def _length_line(r:dict)->str:
                    f"binarized pairs: {b['share_chosen_longer_before']:.1%} -> {b['share_chosen_longer_after']:.1%} chosen longer")
     return line
 
-def _write_curated(pipe:Pipeline, report:dict, out:Path, rfile:Path|None, analysis:bool, step, t0:float, card:dict|None=None):
+def _write_curated(pipe:Pipeline, report:dict, out:Path, rfile:Path|None, analysis:bool, step, t0:float, card:dict|None=None, seed:int=42):
     "Write the splits, the analysis, the dataset card, report.json and report.md into `out` (and the extra report) as one set."
     with atomic_paths([out] + ([rfile] if rfile else [])) as tmps:   # the folder (and the extra report) appear whole
         tmp = tmps[0]; tmp.mkdir()
@@ -216,7 +216,7 @@ def _write_curated(pipe:Pipeline, report:dict, out:Path, rfile:Path|None, analys
         step('written')
         write_analysis = _analysis_report() if analysis else None
         if callable(write_analysis):
-            report['analysis'] = str(out/Path(write_analysis(pipe.rows, tmp/'analysis', validation=pipe.reports['validation'])).relative_to(tmp))
+            report['analysis'] = str(out/Path(write_analysis(pipe.rows, tmp/'analysis', validation=pipe.reports['validation'], seed=seed)).relative_to(tmp))
         elif analysis: report['analysis_skipped'] = write_analysis
         write_card(report, tmp, rows=pipe.rows, **(card or {})); report['card'] = str(out/'README.md')
         step('reported')
@@ -257,7 +257,7 @@ def curate(
               'comparison': _comparison(pipe, strategy, seed), 'files': {k: str(out/f'{k}.parquet') for k in pipe.pairs}}
     report.pop('split'); report['length'] = length_report(pipe, strategy, seed, length_balance); step('compared')
     bench = {k: load_benchmark_prompts(v) if isinstance(v, (str, Path)) else list(v) for k, v in (benchmarks or {}).items()}
-    _write_curated(pipe, report, out, rfile, analysis, step, t0, card={'license': license, 'benchmarks': bench or None})
+    _write_curated(pipe, report, out, rfile, analysis, step, t0, card={'license': license, 'benchmarks': bench or None}, seed=seed)
     bar.close()
     return report
 

@@ -357,10 +357,11 @@ def mismatch_sections(
     cf:pd.DataFrame|None=None, # a precomputed `completions_frame(ds, text=True)`
     progress=None,             # a tqdm bar to advance (2 steps), or None
     rows=None,                 # input-file row of each row of `ds` (`input_rows`); None: its position
+    seed:int=42,               # seed of the binarization draws the comparisons use
 )->list:
     "Write the mismatch plots and tables to `out_dir`; return report sections for `notus.report.write_report`."
     out_dir = Path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    s = mismatch_summary(ds, cf)
+    s = mismatch_summary(ds, cf, seed=seed)
     if progress is not None: progress.update()
     before, after, fix, ch, counts = s['before'], s['after'], s['fix'], s['chosen'], s['bands']
     recs = suspicious_records(ds, top=None, scored=s['scored'], rows=rows)
