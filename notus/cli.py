@@ -247,7 +247,7 @@ def _run(args, verb:str):
     if as_json:
         with contextlib.redirect_stdout(sys.stderr): result = args._func(**kw)
     else: result = args._func(**kw)
-    if as_json or report is not None:
+    if (as_json or report is not None) and os.environ.get('RANK', '0') == '0':   # under a launcher, the main process alone reports
         text = json.dumps(to_json(result), indent=2, default=str, ensure_ascii=False)
         if as_json: print(text)
         if report is not None:

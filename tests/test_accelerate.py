@@ -177,7 +177,6 @@ def test_files_written_once_and_data_read_once(runs):
 
 def _audit_logs(tmp): return {int(p.suffix[1:]): p.read_text().splitlines() for p in tmp.glob('audit.*') if p.suffix[1:].isdigit()}
 
-@pytest.mark.xfail(strict=True, reason="the CLI layer (nbs/09_cli.ipynb) writes --json-report in every process, not in the main one only")
 def test_json_report_written_by_main_process_only(runs):
     tmp, *_ = runs
     report = str((tmp/'two.json').resolve())
