@@ -22,7 +22,7 @@ __all__ = ['ASPECTS', 'REQUIRED_COLUMNS', 'COMPLETION_FIELDS', 'SCORE_RANGE', 'D
            'SchemaMismatch', 'conform_table', 'check_row', 'normalize_row', 'hub_offline', 'hub_reachable', 'load_hub',
            'data_files', 'read_ultrafeedback', 'ValidationReport', 'one_chunk', 'flat_completions', 'list_starts',
            'take_values', 'struct_field', 'rating_accepted', 'score_accepted', 'keep_rows', 'validate_table',
-           'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame', 'summarize', 'validate_cli']
+           'validate_ultrafeedback', 'load_ultrafeedback', 'completions_frame', 'summarize']
 
 # %% ../nbs/00_data.ipynb #e209233c
 ASPECTS = ['instruction_following', 'honesty', 'truthfulness', 'helpfulness']
@@ -768,19 +768,3 @@ def summarize(ds)->dict:
     cf = completions_frame(ds)
     return {'rows': len(ds), 'completions': len(cf), 'sources': cf.groupby('prompt_idx').source.first().value_counts().to_dict(),
             'models': int(cf.model.nunique()), 'na_rating_share': float(cf[ASPECTS].isna().to_numpy().mean()) if len(cf) else 0.0}
-
-# %% ../nbs/00_data.ipynb #23bf6a7a
-def validate_cli(
-    input:str|None=None,  # UltraFeedback file or directory, or hub id (default: the bundled sample)
-    strict:bool=False,    # fail on the first bad row instead of dropping it
-    split:str='train',    # split, for hub ids and DatasetDict directories
-)->dict:
-    "Validate an UltraFeedback file and print what was kept and dropped."
-    from tqdm.auto import tqdm
-    with tqdm(total=2, desc='validate', disable=None) as bar:
-        ds, rep = load_ultrafeedback(input, split=split, strict=strict); bar.update()
-        summ = summarize(ds); bar.update()
-    print(rep)
-    print(f"completions: {summ['completions']}, models: {summ['models']}, N/A ratings: {summ['na_rating_share']:.1%}")
-    print('sources: ' + ', '.join(f'{k} {v}' for k, v in summ['sources'].items()))
-    return {**rep.to_dict(), 'summary': summ}

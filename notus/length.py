@@ -69,15 +69,15 @@ def text_lengths(
     "The length of each text in `unit`, as int64."
     if unit not in UNITS: raise NotusError(f"unknown length unit {unit!r}; use one of {', '.join(UNITS)}.")
     a = texts if isinstance(texts, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(texts, object), pa.string(), from_pandas=True)
+    if pa.types.is_null(a.type): a = a.cast(pa.string())
+    if unit == 'chars': return pc.fill_null(pc.utf8_length(a), 0).to_numpy(zero_copy_only=False).astype(np.int64)   # chunk by chunk, no copy
     a = one_chunk(a)
-    if unit == 'chars': out = pc.utf8_length(a)
-    elif unit == 'words': return _word_counts(pc.cast(a, pa.string()) if pa.types.is_null(a.type) else a)
+    if unit == 'words': return _word_counts(pc.cast(a, pa.string()) if pa.types.is_null(a.type) else a)
     else:
         if tokenizer is None: raise NotusError("counting tokens needs a tokenizer; give one (a local folder or a hub id), or use chars or words.")
         tok, txt = load_tokenizer(tokenizer), pc.fill_null(a, '').to_pylist()
         ids = [x for i in range(0, len(txt), batch_size) for x in tok(txt[i:i + batch_size], add_special_tokens=False)['input_ids']]
         return np.fromiter(map(len, ids), np.int64, len(ids))
-    return pc.fill_null(out, 0).to_numpy(zero_copy_only=False).astype(np.int64)
 
 # %% ../nbs/03aa_length.ipynb #0539dc8b
 def sign_test(
