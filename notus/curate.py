@@ -204,7 +204,7 @@ def _length_line(r:dict)->str:
     "One line on the length bias of the pairs, and what balancing changes (or changed)."
     line = f"length: chosen longer than rejected in {r['share_chosen_longer']:.1%} of {r['pairs']} pairs ({r['verdict']})"
     b = r.get('balancing')
-    if b: line += (f"; --length-balance {'changed' if r['length_balance'] else 'would change'} {b['pairs_changed']} of {b['pairs']} "
+    if b: line += (f"; --length-balance {'changed' if r['length_balance'] else 'would change'} {int(b['pairs_changed'])} of {int(b['pairs'])} "
                    f"binarized pairs: {b['share_chosen_longer_before']:.1%} -> {b['share_chosen_longer_after']:.1%} chosen longer")
     return line
 

@@ -45,7 +45,7 @@ def small(tmp_path_factory):
 @pytest.fixture(scope='module')
 def big(tmp_path_factory):
     d = tmp_path_factory.mktemp('big')
-    notus('generate-data', d/'uf.parquet', '--prompts', BIG, check=0)
+    notus('generate-data', d/'uf.parquet', '--prompts', BIG, '--response-chars', 1000, check=0)   # real-length answers: writing takes a while
     return d/'uf.parquet'
 
 
