@@ -7,13 +7,15 @@ Docs: https://notus-dev.github.io/notus/judge.html.md"""
 # %% ../nbs/00e_judge.ipynb #exp-imports
 from __future__ import annotations
 import numpy as np, pandas as pd, pyarrow as pa, pyarrow.compute as pc
+from .adapters import SCHEMAS, detect_schema, peek_columns
 from .data import (ASPECTS, SCORE_RANGE, NotusError, ValidationReport, arrow_table, flat_completions, struct_field,
                         rating_accepted, score_accepted, load_ultrafeedback, validate_ultrafeedback, summarize)
 
 # %% auto #0
 __all__ = ['RATING_SCALE', 'CHECKS', 'KINDS', 'rating_values', 'stated_scores', 'is_kind', 'judge_frame', 'make_finding',
            'scale_findings', 'ten_point_findings', 'mean_rating', 'parse_findings', 'column_findings', 'judge_findings',
-           'finding_line', 'findings_text', 'judge_section', 'detection_table', 'load_checked', 'validate_cli']
+           'finding_line', 'findings_text', 'judge_section', 'detection_table', 'adapted_schema', 'load_checked',
+           'validate_cli']
 
 # %% ../nbs/00e_judge.ipynb #a4d5ab76
 RATING_SCALE = (1, 5)   # UltraFeedback's declared scale for the four aspect ratings (overall_score: `notus.data.SCORE_RANGE`)
@@ -252,6 +254,7 @@ def finding_line(
     max_rows:int=8,    # input rows listed
 )->str:
     "One line for a person: the check, the column and group, the counts, and the first rows."
+    if f.get('by_design'): return f"{f['check']} in {f['column']} (whole file): N/A by design ({f['by_design']}); {f['count']} completions"
     where = f" ({f['by']} {f['group']})" if f.get('by') and f['by'] != 'file' else ' (whole file)' if f.get('by') else ''
     rows = ', '.join(map(str, f['rows'][:max_rows])) + (', ...' if len(f['rows']) > max_rows else '')
     seen = f.get('values') or f.get('stated') or ({'value': f['value']} if 'value' in f else {})
@@ -298,6 +301,16 @@ def detection_table(
     return pd.DataFrame(out).set_index('check')
 
 # %% ../nbs/00e_judge.ipynb #d290385f
+def adapted_schema(
+    source,   # what `load_ultrafeedback` reads
+)->str|None:
+    "'helpsteer2' or 'nectar' when `source` is a local file in that layout (read through `notus.adapters`), else None."
+    from pathlib import Path
+    if source is None or not isinstance(source, (str, Path)) or not Path(source).is_file(): return None
+    names = peek_columns(source)
+    schema = detect_schema(names) if names else None
+    return schema if schema in SCHEMAS else None
+
 def load_checked(
     source=None,             # what `load_ultrafeedback` reads (None: the bundled sample)
     split:str='train',       # split, for hub ids and DatasetDict folders
@@ -310,6 +323,9 @@ def load_checked(
     ds, post = validate_ultrafeedback(raw, strict=strict, row_index=pre.kept_rows)
     rep = pre.merge(post).check()
     for f in findings: f['dropped_by_validation'] = int((~np.isin(f['rows'], rep.kept_rows)).sum())
+    schema = adapted_schema(source)
+    for f in findings:      # an aspect the source dataset does not rate is N/A in every row by design, not a judge's bug
+        if schema and f['check'] == 'all_na_column' and f.get('by') == 'file': f['by_design'] = f"{schema} does not rate this aspect"
     return ds, rep, findings
 
 # %% ../nbs/00e_judge.ipynb #119069cc
