@@ -166,9 +166,13 @@ def test_bytes_do_not_depend_on_batching(small, tmp_path, suffix, split):
 
 # --- item 2: a killed or interrupted run loses nothing --------------------------------------------------------------
 
+def _default_sigint():
+    "In the child: Ctrl-C back to its default, so that Python installs its handler (a suite started in the background, `cmd &`, runs with SIGINT ignored, and children inherit that)."
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
 def start(args, cwd):
     return subprocess.Popen(NOTUS + [str(a) for a in args], cwd=cwd, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_default_sigint)
 
 
 def stats(folder):
