@@ -114,6 +114,7 @@ def add_options(
             elif has: kw.setdefault('nargs', '?')
             p.add_argument(q.name, default=q.default if has else None, help=help, **kw)
         else:
+            if kw.get('nargs') == '*' and q.default in (None, (), []): kw['action'] = 'extend'   # `--x a --x b` gives both
             p.add_argument(flag, dest=q.name, default=q.default if has else None,
                            required=not has, help=help, **kw)
     return {q.name for q in params}
