@@ -114,8 +114,10 @@ def add_options(
             elif has: kw.setdefault('nargs', '?')
             p.add_argument(q.name, default=q.default if has else None, help=help, **kw)
         else:
-            if kw.get('nargs') == '*' and q.default in (None, (), []): kw['action'] = 'extend'   # `--x a --x b` gives both
-            p.add_argument(flag, dest=q.name, default=q.default if has else None,
+            default = q.default if has else None
+            if kw.get('nargs') == '*' and default in (None, (), []):   # `--x a --x b` gives both
+                kw['action'], default = 'extend', None if default is None else []   # argparse extends a copy of a list default
+            p.add_argument(flag, dest=q.name, default=default,
                            required=not has, help=help, **kw)
     return {q.name for q in params}
 
