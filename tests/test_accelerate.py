@@ -11,6 +11,7 @@ Bounded in time: the tiny recipe (a few seconds a run), 6 launches, about 2 minu
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
+from runs import complete_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTUS = Path(sys.executable).parent/'notus'
@@ -201,17 +202,10 @@ def _rank_pids(launcher_pid):
         except psutil.Error: pass
     return found
 
-def _complete_checkpoints(out):
-    found = []
-    for p in Path(out).glob('checkpoint-*'):
-        try: json.loads((p/'trainer_state.json').read_text()); found.append(int(p.name.split('-')[1]))
-        except (OSError, ValueError): pass
-    return sorted(found)
-
 def _start_and_wait_for_checkpoint(cmd, out, tmp):
     p = subprocess.Popen(cmd, cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp), start_new_session=True)
     deadline = time.time() + TIMEOUT
-    while time.time() < deadline and not _complete_checkpoints(out) and p.poll() is None: time.sleep(0.05)
+    while time.time() < deadline and not complete_checkpoints(out) and p.poll() is None: time.sleep(0.05)
     assert p.poll() is None, "the run ended before it could be killed"
     return p
 
@@ -246,7 +240,7 @@ def test_resume_after_sigkill_under_the_launcher(runs, tmp_path):
         except ProcessLookupError: pass
     p.wait(timeout=30)
     assert not (out/'notus_train.json').exists()
-    ckpts = _complete_checkpoints(out)
+    ckpts = complete_checkpoints(out)
     assert ckpts and ckpts[-1] < full['global_step'], ckpts
     r = _run(cmd, tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -9,6 +9,7 @@ for other CPUs' floating-point reduction orders.
 import json, os, signal, subprocess, sys, time
 from pathlib import Path
 import pytest
+from runs import complete_checkpoints
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTUS = Path(sys.executable).parent/'notus'
@@ -24,13 +25,6 @@ def _run(out, report, tmp):
     assert r.returncode == 0, r.stderr[-4000:]
     return r, json.loads(Path(report).read_text())
 
-def _complete_checkpoints(out):
-    found = []
-    for p in Path(out).glob('checkpoint-*'):
-        try: json.loads((p/'trainer_state.json').read_text()); found.append(int(p.name.split('-')[1]))
-        except (OSError, ValueError): pass
-    return sorted(found)
-
 def _weights(d):
     from safetensors.torch import load_file
     return load_file(str(Path(d)/'model.safetensors'))
@@ -45,13 +39,13 @@ def test_resume_after_sigkill(tmp_path):
     p = subprocess.Popen(_cmd(out, report), cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          start_new_session=True)
     deadline = time.time() + 240
-    while time.time() < deadline and not _complete_checkpoints(out) and p.poll() is None: time.sleep(0.02)
+    while time.time() < deadline and not complete_checkpoints(out) and p.poll() is None: time.sleep(0.02)
     assert p.poll() is None, "the run ended before it could be killed"
     os.killpg(p.pid, signal.SIGKILL)
     p.wait(timeout=30)
     assert p.returncode == -signal.SIGKILL
     assert not report.exists() and not (out/'model.safetensors').exists()     # it really did not finish
-    ckpts = _complete_checkpoints(out)
+    ckpts = complete_checkpoints(out)
     assert ckpts and ckpts[-1] < 87, ckpts
 
     # started again with the same command: continues from the last checkpoint
